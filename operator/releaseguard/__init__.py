@@ -1,0 +1,1 @@
+"""ReleaseGuard: a Kubernetes operator that contains bad releases with the cheapest step."""

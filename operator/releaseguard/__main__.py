@@ -1,0 +1,3 @@
+from releaseguard.cli import main
+
+raise SystemExit(main())

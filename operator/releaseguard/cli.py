@@ -1,0 +1,120 @@
+"""The `releaseguard` command: `releaseguard run` starts the operator.
+
+Builds the shared clients once (Kubernetes API, Prometheus pool), hands them to the
+handlers through Kopf's memo, and runs Kopf in the namespaces asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import statistics
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from releaseguard import handlers  # registers the Kopf handlers
+from releaseguard.adapters.kube import Kube
+from releaseguard.adapters.prometheus import PrometheusPool
+from releaseguard.service import GuardService
+
+log = logging.getLogger("releaseguard")
+
+
+class Stats:
+    """Evaluation lateness (how far behind schedule a tick started), for `make bench`."""
+
+    def __init__(self) -> None:
+        self._lateness: list[float] = []
+        self._lock = threading.Lock()
+
+    def record_lateness(self, seconds: float) -> None:
+        with self._lock:
+            self._lateness.append(max(0.0, seconds))
+            del self._lateness[:-10000]
+
+    def summary(self) -> str:
+        with self._lock:
+            data = sorted(self._lateness)
+        if not data:
+            return "lateness: no evaluations yet"
+        p99 = data[min(len(data) - 1, int(len(data) * 0.99))]
+        return f"lateness n={len(data)} median={statistics.median(data):.3f}s p99={p99:.3f}s"
+
+
+def _api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="releaseguard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator (honours KUBECONFIG)")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default when no --namespace is given)",
+    )
+    run.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("RELEASEGUARD_PROMETHEUS_URL"),
+        help="Prometheus base URL for guards without spec.prometheus.url "
+        "(env RELEASEGUARD_PROMETHEUS_URL)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    namespaces: list[str] = args.namespace
+    api = _api_client()
+    pool = PrometheusPool()
+    memo = kopf.Memo(
+        service=GuardService(Kube(api), pool, args.prometheus_url),
+        stats=Stats(),
+        scope=", ".join(namespaces) if namespaces else "all namespaces",
+    )
+    try:
+        asyncio.run(
+            kopf.operator(
+                standalone=True,
+                namespaces=namespaces or None,
+                clusterwide=not namespaces,
+                memo=memo,
+            )
+        )
+    finally:
+        pool.close()
+        log.info("%s", memo.stats.summary())
+    return 0
+
+
+@kopf.on.startup()
+def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Handler log lines would otherwise become Events; we post our own, deliberately.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 30
+    log.info("ReleaseGuard operator watching ReleaseGuards in %s", memo.scope)
+
+
+__all__ = ["handlers", "main"]

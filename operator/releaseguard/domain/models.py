@@ -1,0 +1,329 @@
+"""The ReleaseGuard API (v1alpha1) as pydantic models: spec, status and their parts.
+
+Pure: no I/O, no Kubernetes or Prometheus imports. The CRD in crds/releaseguard.yaml
+is the schema users see; tests/unit/test_crd_matches_models.py keeps the two in step.
+Field names use the CRD's camelCase through aliases; Python code uses snake_case.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "releaseguard.io"
+VERSION = "v1alpha1"
+PLURAL = "releaseguards"
+KIND = "ReleaseGuard"
+
+
+class _Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are kept out."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as the API server stores it: camelCase, None left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# ---------------------------------------------------------------- spec
+
+
+class NoDataPolicy(StrEnum):
+    HOLD = "Hold"
+    BREACH = "Breach"
+
+
+class StepType(StrEnum):
+    FEATURE_FLAG = "FeatureFlag"
+    CANARY_WEIGHT = "CanaryWeight"
+    SCALE = "Scale"
+    BLUE_GREEN = "BlueGreen"
+    ROLLBACK = "Rollback"
+
+
+DEFAULT_COSTS: dict[StepType, int] = {
+    StepType.FEATURE_FLAG: 10,
+    StepType.CANARY_WEIGHT: 20,
+    StepType.SCALE: 30,
+    StepType.BLUE_GREEN: 40,
+    StepType.ROLLBACK: 50,
+}
+
+
+class RollbackTarget(StrEnum):
+    LAST_KNOWN_GOOD = "LastKnownGood"
+    PREVIOUS = "Previous"
+
+
+class Target(_Model):
+    deployment: Annotated[str, Field(min_length=1)]
+
+
+class SecretKeyRef(_Model):
+    name: str
+    key: str
+
+
+class PrometheusSpec(_Model):
+    url: str | None = None
+    timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    bearer_token_secret_ref: SecretKeyRef | None = None
+
+
+class MinTraffic(_Model):
+    query: str
+    min: float
+
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class Metric(_Model):
+    name: NonEmpty
+    query: NonEmpty
+    max: float | None = None
+    min: float | None = None
+    baseline_query: str | None = None
+    max_ratio: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Metric:
+        if self.max is None and self.min is None and self.max_ratio is None:
+            raise ValueError(f"metric {self.name!r} needs at least one of max, min, maxRatio")
+        if self.max_ratio is not None and not self.baseline_query:
+            raise ValueError(f"metric {self.name!r}: maxRatio needs baselineQuery")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(
+                f"metric {self.name!r}: min must not be greater than max: no value could pass"
+            )
+        return self
+
+
+class FeatureFlagStep(_Model):
+    config_map: str
+    key: str
+    value: str
+
+
+class CanaryWeightStep(_Model):
+    http_route: str
+    canary_backend: str
+    weight: Annotated[int, Field(ge=0)] = 0
+
+
+class ScaleStep(_Model):
+    deployment: str
+    replicas: Annotated[int, Field(ge=0)] = 0
+
+
+class BlueGreenStep(_Model):
+    service: str
+    selector_key: str
+    stable_value: str
+
+
+class RollbackStep(_Model):
+    to_revision: RollbackTarget = RollbackTarget.LAST_KNOWN_GOOD
+
+
+def _field_of(step_type: StepType) -> str:
+    # to_camel("FeatureFlag") gives "featureflag"; the spec field is "featureFlag".
+    return step_type.value[0].lower() + step_type.value[1:]
+
+
+class Step(_Model):
+    type: StepType
+    cost: Annotated[int, Field(ge=0)] | None = None
+    feature_flag: FeatureFlagStep | None = None
+    canary_weight: CanaryWeightStep | None = None
+    scale: ScaleStep | None = None
+    blue_green: BlueGreenStep | None = None
+    rollback: RollbackStep | None = None
+
+    @model_validator(mode="after")
+    def _sub_object_matches_type(self) -> Step:
+        subs = {
+            StepType.FEATURE_FLAG: self.feature_flag,
+            StepType.CANARY_WEIGHT: self.canary_weight,
+            StepType.SCALE: self.scale,
+            StepType.BLUE_GREEN: self.blue_green,
+            StepType.ROLLBACK: self.rollback,
+        }
+        if self.type is StepType.ROLLBACK and self.rollback is None:
+            object.__setattr__(self, "rollback", RollbackStep())
+        elif subs[self.type] is None:
+            raise ValueError(f"step of type {self.type} needs its {_field_of(self.type)} object")
+        others = [t for t, sub in subs.items() if t is not self.type and sub is not None]
+        if others:
+            raise ValueError(f"step of type {self.type} must not carry {others[0]} settings")
+        return self
+
+    @property
+    def effective_cost(self) -> int:
+        return DEFAULT_COSTS[self.type] if self.cost is None else self.cost
+
+
+class IrreversibleChanges(_Model):
+    jobs: list[str] = []
+
+
+class GuardSpec(_Model):
+    target: Target
+    metrics: Annotated[list[Metric], Field(min_length=1, max_length=20)]
+    prometheus: PrometheusSpec = PrometheusSpec()
+    interval_seconds: Annotated[int, Field(ge=1)] = 15
+    consecutive_breaches: Annotated[int, Field(ge=1)] = 2
+    no_data: NoDataPolicy = NoDataPolicy.HOLD
+    min_traffic: MinTraffic | None = None
+    steps: list[Step] = []
+    escalate_after_seconds: Annotated[int, Field(ge=0)] = 60
+    known_good_after_seconds: Annotated[int, Field(ge=0)] = 60
+    irreversible_changes: IrreversibleChanges = IrreversibleChanges()
+    dry_run: bool = False
+    suspend: bool = False
+
+    @model_validator(mode="after")
+    def _metric_names_unique(self) -> GuardSpec:
+        names = [m.name for m in self.metrics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metric names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+# ---------------------------------------------------------------- status
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    WATCHING = "Watching"
+    BREACHING = "Breaching"
+    CONTAINED = "Contained"
+    EXHAUSTED = "Exhausted"
+    SUSPENDED = "Suspended"
+    INVALID = "Invalid"
+
+
+class Verdict(StrEnum):
+    """The guard's verdict for one evaluation."""
+
+    HEALTHY = "Healthy"
+    BREACH = "Breach"
+    NO_DATA = "NoData"
+    INSUFFICIENT_TRAFFIC = "InsufficientTraffic"
+
+
+class MetricVerdict(StrEnum):
+    PASS = "Pass"
+    BREACH = "Breach"
+    NO_DATA = "NoData"
+
+
+class ActionResult(StrEnum):
+    APPLIED = "Applied"
+    FAILED = "Failed"
+    DRY_RUN = "DryRun"
+
+
+class Condition(_Model):
+    """metav1.Condition."""
+
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class MetricEvaluation(_Model):
+    name: str
+    verdict: MetricVerdict
+    value: float | None = None
+    baseline: float | None = None
+    max: float | None = None
+    min: float | None = None
+    max_ratio: float | None = None
+    message: str = ""
+
+
+class LastEvaluation(_Model):
+    time: datetime
+    verdict: Verdict
+    consecutive_breaches: int = 0
+    breaching_since: datetime | None = None
+    traffic: float | None = None
+    metrics: list[MetricEvaluation] = []
+
+
+class StepReadiness(_Model):
+    type: StepType
+    index: int
+    ready: bool
+    reason: str = ""
+
+
+class KnownGood(_Model):
+    revision: str
+    images: list[str] = []
+    since: datetime
+    pod_template_hash: str = ""
+
+
+class ReleaseObservation(_Model):
+    """The target's current revision, and since when it has been healthy (for lastKnownGood)."""
+
+    revision: str
+    images: list[str] = []
+    pod_template_hash: str = ""
+    healthy_since: datetime | None = None
+
+
+class Incident(_Model):
+    number: int
+    detected_at: datetime
+    confirmed_at: datetime | None = None
+    contained_at: datetime | None = None
+    recovered_at: datetime | None = None
+    time_to_contain_seconds: float | None = None
+    reason: str = ""
+    closed: bool = False
+
+
+class ActionRecord(_Model):
+    id: str
+    type: StepType
+    step_index: int
+    target: str
+    result: ActionResult
+    time: datetime
+    reason: str = ""
+    message: str = ""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    patch: dict[str, Any] | None = None
+
+
+MAX_ACTIONS = 50
+
+
+class GuardStatus(_Model):
+    observed_generation: int | None = None
+    phase: Phase = Phase.PENDING
+    message: str = ""
+    conditions: list[Condition] = []
+    last_evaluation: LastEvaluation | None = None
+    last_action: str | None = None
+    readiness: list[StepReadiness] = []
+    release: ReleaseObservation | None = None
+    last_known_good: KnownGood | None = None
+    incident: Incident | None = None
+    actions: list[ActionRecord] = []
+    handled_annotations: dict[str, str] = {}

@@ -1,0 +1,288 @@
+"""Detection on the real API server and a real Prometheus: verdicts, hysteresis,
+no-data policy, and run-time invalidity, as written to the guard's status."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from objects import Objects, condition
+from private_prometheus import PrivatePrometheus
+
+from waiting import wait_until
+
+
+@pytest.fixture
+def private_prometheus(tmp_path):
+    """Factory: a Prometheus of this test's own, scraping one target, that it may stop."""
+    started: list[PrivatePrometheus] = []
+
+    def start(target_port: int) -> PrivatePrometheus:
+        prom = PrivatePrometheus(tmp_path / f"prom-{len(started)}", target_port)
+        started.append(prom)
+        prom.start()
+        return prom
+
+    yield start
+    for prom in started:
+        prom.stop()
+
+
+def error_ratio_query(label: str) -> str:
+    return f'max(rg_error_ratio{{guard="{label}"}})'
+
+
+def guard_spec(deployment: str, query: str, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "target": {"deployment": deployment},
+        "intervalSeconds": 1,
+        "consecutiveBreaches": 2,
+        "metrics": [{"name": "error-rate", "query": query, "max": 0.1}],
+    }
+    spec.update(extra)
+    return spec
+
+
+def history_until(objs: Objects, name: str, predicate: Any, timeout: float) -> list[dict]:
+    """Poll the guard's status faster than it is written; return every distinct state seen."""
+    seen: list[dict] = []
+
+    def probe() -> bool:
+        status = objs.status(name)
+        last = status.get("lastEvaluation") or {}
+        snap = {
+            "time": last.get("time"),
+            "count": last.get("consecutiveBreaches"),
+            "verdict": last.get("verdict"),
+            "phase": status.get("phase"),
+        }
+        if not seen or seen[-1] != snap:
+            seen.append(snap)
+        return bool(predicate(status))
+
+    wait_until(probe, timeout=timeout, interval=0.1, describe=lambda: f"history {seen[-8:]}")
+    return seen
+
+
+def test_breach_is_confirmed_after_exactly_consecutive_breaches(
+    cluster, namespace, exporter, run_operator
+):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.5, {"guard": namespace})
+    objs.create_guard("g", guard_spec("app", error_ratio_query(namespace), consecutiveBreaches=3))
+    run_operator(namespace)
+
+    seen = history_until(objs, "g", lambda s: s.get("phase") == "Breaching", timeout=60)
+
+    breaching = [s for s in seen if s["phase"] == "Breaching"]
+    assert breaching[0]["count"] == 3, seen
+    assert all(s["count"] >= 3 for s in breaching), seen
+    counting = [s["count"] for s in seen if s["phase"] == "Watching" and s["count"]]
+    assert counting and max(counting) < 3, f"breaches below the count must stay Watching: {seen}"
+    status = objs.status("g")
+    assert condition(status, "Breached")["status"] == "True"
+    assert "error-rate 0.5 > 0.1" in condition(status, "Breached")["message"]
+    reasons = [e["reason"] for e in objs.events("g")]
+    assert "BreachConfirmed" in reasons
+
+
+def test_single_spike_does_not_confirm_breach(cluster, namespace, exporter, run_operator):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
+    objs.create_guard("g", guard_spec("app", error_ratio_query(namespace), consecutiveBreaches=6))
+    run_operator(namespace)
+    wait_until(
+        lambda: (objs.status("g").get("lastEvaluation") or {}).get("verdict") == "Healthy",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+
+    exporter.set("rg_error_ratio", 0.9, {"guard": namespace})
+    wait_until(
+        lambda: (objs.status("g").get("lastEvaluation") or {}).get("consecutiveBreaches", 0) >= 1,
+        timeout=30,
+        describe=lambda: objs.status("g").get("lastEvaluation"),
+    )
+    exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
+
+    def healthy_again(status: dict) -> bool:
+        return (status.get("lastEvaluation") or {}).get("verdict") == "Healthy"
+
+    seen = history_until(objs, "g", healthy_again, timeout=30)
+    assert all(s["phase"] == "Watching" for s in seen), seen
+    assert max(s["count"] or 0 for s in seen) < 6
+    status = objs.status("g")
+    assert status["lastEvaluation"]["consecutiveBreaches"] == 0
+    assert condition(status, "Breached")["status"] == "False"
+
+
+def test_nan_gives_no_data(cluster, namespace, exporter, run_operator):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", float("nan"), {"guard": namespace})
+    objs.create_guard("g", guard_spec("app", error_ratio_query(namespace)))
+    run_operator(namespace)
+
+    def no_data() -> dict | None:
+        last = objs.status("g").get("lastEvaluation") or {}
+        return last if last.get("verdict") == "NoData" else None
+
+    last = wait_until(no_data, timeout=60, describe=lambda: objs.status("g"))
+    assert last["metrics"][0]["verdict"] == "NoData"
+    assert "NaN" in last["metrics"][0]["message"]
+    status = objs.status("g")
+    assert condition(status, "MetricsAvailable")["status"] == "False"
+    assert status["phase"] == "Watching"
+
+
+def test_absent_series_gives_no_data(cluster, namespace, run_operator):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    absent = f'sum(rg_never_exported_{uuid.uuid4().hex[:8]}{{guard="{namespace}"}})'
+    objs.create_guard("g", guard_spec("app", absent, noData="Hold"))
+    run_operator(namespace)
+
+    def no_data() -> dict | None:
+        last = objs.status("g").get("lastEvaluation") or {}
+        return last if last.get("verdict") == "NoData" else None
+
+    last = wait_until(no_data, timeout=60, describe=lambda: objs.status("g"))
+    assert "no series" in last["metrics"][0]["message"]
+
+
+def test_absent_series_breaches_under_no_data_breach(cluster, namespace, run_operator):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    absent = f'sum(rg_never_exported_{uuid.uuid4().hex[:8]}{{guard="{namespace}"}})'
+    objs.create_guard("g", guard_spec("app", absent, noData="Breach"))
+    run_operator(namespace)
+    wait_until(
+        lambda: objs.status("g").get("phase") == "Breaching",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+
+
+def test_prometheus_stopped_holds_without_breaching(
+    cluster, namespace, exporter, run_operator, private_prometheus
+):
+    """A Prometheus of the test's own, stopped mid-run: MetricsAvailable goes False and,
+    under noData: Hold, the breach count holds and nothing is confirmed."""
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    prom = private_prometheus(exporter.port)
+    exporter.set("rg_error_ratio", 0.5, {"guard": namespace})
+    spec = guard_spec(
+        "app",
+        error_ratio_query(namespace),
+        consecutiveBreaches=1000,
+        prometheus={"url": prom.url, "timeoutSeconds": 1},
+    )
+    objs.create_guard("g", spec)
+    run_operator(namespace)
+    wait_until(
+        lambda: (objs.status("g").get("lastEvaluation") or {}).get("consecutiveBreaches", 0) >= 2,
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+    prom.stop()
+
+    def unavailable(status: dict) -> bool:
+        return condition(status, "MetricsAvailable").get("status") == "False"
+
+    history_until(objs, "g", unavailable, timeout=30)
+    held = objs.status("g")["lastEvaluation"]["consecutiveBreaches"]
+    evaluations: dict[str, dict] = {}
+
+    def three_more_evaluations(status: dict) -> bool:
+        last = status.get("lastEvaluation") or {}
+        evaluations[last["time"]] = {"count": last["consecutiveBreaches"], "phase": status["phase"]}
+        return len(evaluations) >= 4
+
+    history_until(objs, "g", three_more_evaluations, timeout=30)
+    assert all(e == {"count": held, "phase": "Watching"} for e in evaluations.values()), evaluations
+    status = objs.status("g")
+    assert status["phase"] == "Watching"
+    assert status["lastEvaluation"]["verdict"] == "NoData"
+    assert status["lastEvaluation"]["consecutiveBreaches"] == held
+    assert "unreachable" in condition(status, "MetricsAvailable")["message"]
+
+
+def test_bad_promql_makes_the_guard_invalid(cluster, namespace, run_operator):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    objs.create_guard("g", guard_spec("app", "sum(rate(http_requests_total[1m]"))
+    run_operator(namespace)
+    wait_until(
+        lambda: objs.status("g").get("phase") == "Invalid",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+    ready = condition(objs.status("g"), "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "BadQuery"
+    assert "error-rate" in ready["message"]
+    assert "rejected the query" in ready["message"]
+
+
+def test_several_series_make_the_guard_invalid(cluster, namespace, exporter, run_operator):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.01, {"guard": namespace, "pod": "a"})
+    exporter.set("rg_error_ratio", 0.02, {"guard": namespace, "pod": "b"})
+    objs.create_guard("g", guard_spec("app", f'rg_error_ratio{{guard="{namespace}"}}'))
+    run_operator(namespace)
+    wait_until(
+        lambda: objs.status("g").get("phase") == "Invalid",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+    assert "must return one number" in condition(objs.status("g"), "Ready")["message"]
+
+
+def test_missing_target_makes_the_guard_invalid_and_others_keep_working(
+    cluster, namespace, exporter, run_operator
+):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
+    objs.create_guard("missing", guard_spec("no-such-app", error_ratio_query(namespace)))
+    objs.create_guard("fine", guard_spec("app", error_ratio_query(namespace)))
+    run_operator(namespace)
+    wait_until(
+        lambda: objs.status("missing").get("phase") == "Invalid",
+        timeout=60,
+        describe=lambda: objs.status("missing"),
+    )
+    ready = condition(objs.status("missing"), "Ready")
+    assert "Deployment no-such-app not found" in ready["message"]
+    wait_until(
+        lambda: (objs.status("fine").get("lastEvaluation") or {}).get("verdict") == "Healthy",
+        timeout=60,
+        describe=lambda: objs.status("fine"),
+    )
+    assert objs.status("fine")["phase"] == "Watching"
+    assert any(e["reason"] == "Invalid" for e in objs.events("missing"))
+
+
+def test_suspended_guard_is_not_evaluated(cluster, namespace, exporter, run_operator):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.9, {"guard": namespace})
+    objs.create_guard("g", guard_spec("app", error_ratio_query(namespace), suspend=True))
+    run_operator(namespace)
+    wait_until(
+        lambda: objs.status("g").get("phase") == "Suspended",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+    assert "lastEvaluation" not in objs.status("g")
+    objs.patch_guard("g", {"spec": {"suspend": False}})
+    wait_until(
+        lambda: objs.status("g").get("phase") == "Breaching",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
