@@ -72,6 +72,10 @@ def test_deployment_becomes_available_with_ready_pods(cluster, namespace):
 
     wait_rolled_out(apps, namespace, "web", replicas=2)
 
+    rollout = cluster.kubectl(
+        "-n", namespace, "rollout", "status", "deployment/web", "--timeout=30s"
+    )
+    assert "successfully rolled out" in rollout.stdout
     pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
     assert len(pods) == 2
     assert all(pod_ready(pod) for pod in pods), [p.status for p in pods]

@@ -800,7 +800,7 @@ def test_set_condition_appends_a_new_type():
             SPEC,
             ready(SPEC, s1="rollback refused: Job migrate succeeded: state changed"),
             None,
-            ("False", "NotReady", "rollback refused: Job migrate succeeded: state changed"),
+            ("False", "StateChanged", "rollback refused: Job migrate succeeded: state changed"),
             id="rollback-refused",
         ),
         pytest.param(

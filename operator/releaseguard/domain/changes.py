@@ -30,6 +30,7 @@ IRREVERSIBLE = "releaseguard.io/irreversible"
 # Rollback changes nothing while the target runs the known-good revision, yet the escape
 # hatch is prepared: the RollbackReady condition tells the two apart by this phrase.
 AT_KNOWN_GOOD = "already runs the known-good revision"
+REFUSED = "rollback refused"
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def rollback_change(
     """`kubectl rollout undo`: put the target ReplicaSet's pod template back on the
     Deployment (without pod-template-hash), so the controller reuses that ReplicaSet."""
     if irreversible:
-        return NotApplicable(f"rollback refused: {irreversible}")
+        return NotApplicable(f"{REFUSED}: {irreversible}")
     name = deployment["metadata"]["name"]
     current = current_replica_set(deployment, replica_sets)
     current_hash = template_hash(current) if current else ""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from releaseguard.domain.changes import AT_KNOWN_GOOD
+from releaseguard.domain.changes import AT_KNOWN_GOOD, REFUSED
 from releaseguard.domain.evaluate import Evaluation
 from releaseguard.domain.models import (
     MAX_ACTIONS,
@@ -252,6 +252,9 @@ def decide(
             events.append(
                 Event("Normal", "ActionRecovered", f"{record.id} was applied before a restart")
             )
+            # The process that applied it died before recording the annotation it was
+            # answering; that answer is this record, not one more step.
+            manual = False
 
     reason = evaluation.breaching_reason
     if not confirmed and manual:
@@ -342,6 +345,9 @@ def decide(
         g,
     )
     conds = _rollback_condition(conds, spec, readiness, known_good, now, g)
+    refusal = _rollback_refusal(readiness)
+    if refusal and refusal != _rollback_refusal(status.readiness):
+        events.append(Event("Warning", "RollbackRefused", refusal))
 
     quiet_start = status.phase is Phase.PENDING and phase is Phase.WATCHING
     if phase is not status.phase and not quiet_start and phase is not Phase.EXHAUSTED:
@@ -386,6 +392,14 @@ def _contained(incident: Incident, at: datetime) -> Incident:
     )
 
 
+def _rollback_refusal(readiness: Sequence[StepReadiness]) -> str:
+    """Why rollback is refused because state changed, or "" (other reasons are not refusals)."""
+    for r in readiness:
+        if r.type is StepType.ROLLBACK and not r.ready and r.reason.startswith(REFUSED):
+            return r.reason
+    return ""
+
+
 def _rollback_condition(
     conds: list[Condition],
     spec: GuardSpec,
@@ -407,7 +421,9 @@ def _rollback_condition(
         images = ", ".join(known_good.images)
         reason, message = "KnownGoodRevision", f"revision {known_good.revision} ({images})"
     else:
-        reason, message = ("Ready" if prepared else "NotReady"), rollback.reason
+        refused = rollback.reason.startswith(REFUSED)
+        reason = "Ready" if prepared else "StateChanged" if refused else "NotReady"
+        message = rollback.reason
     return set_condition(conds, "RollbackReady", prepared, reason, message, now, generation)
 
 
