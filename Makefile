@@ -61,7 +61,8 @@ demo: cluster-up
 demo-down: cluster-down
 
 bench: cluster-up
-	$(PY) tools/bench_evaluate.py
+	PYTHONPATH=tools $(PY) tools/bench/evaluation.py
+	PYTHONPATH=tools $(PY) tools/bench/steps.py
 
 clean: cluster-down
 	rm -rf $(VENV) .devcluster

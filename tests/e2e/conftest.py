@@ -29,7 +29,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 import devcluster
-from exporter import Exporter
+from devcluster.exporter import Exporter
 from waiting import wait_until
 
 E2E_DIR = Path(__file__).resolve().parent

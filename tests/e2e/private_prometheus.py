@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import requests
+
 from waiting import wait_until
 
 
