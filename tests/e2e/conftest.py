@@ -30,6 +30,7 @@ from kubernetes import config as k8s_config
 
 import devcluster
 from devcluster.exporter import Exporter
+from trafficsim import Profile, Routing, Simulator, serve
 from waiting import wait_until
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -362,3 +363,43 @@ def pytest_configure(config: pytest.Config) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl and hasattr(option, "kind_kubectl_bin") and not option.kind_kubectl_bin:
         option.kind_kubectl_bin = kubectl
+
+
+# --------------------------------------------------------------------------- traffic
+
+
+@pytest.fixture
+def traffic(cluster: Cluster, prometheus: Prometheus) -> Iterator[Callable[..., Simulator]]:
+    """Factory: ``traffic(namespace, app, http_route=None, service="", rate=100.0,
+    profiles=None) -> Simulator``, running and scraped by Prometheus.
+
+    Its series carry ``namespace="<namespace>"`` (a file_sd target label), so guards
+    filter on it. Fault injection: ``sim.set_profile("v2", error_ratio=0.3)``.
+    """
+    running: list[tuple[Simulator, Any, str]] = []
+
+    def start(
+        namespace: str,
+        app: str,
+        http_route: str | None = None,
+        service: str = "",
+        rate: float = 100.0,
+        profiles: Mapping[str, Profile] | None = None,
+    ) -> Simulator:
+        sim = Simulator(
+            cluster.api,
+            Routing(namespace, app, http_route, service),
+            rate=rate,
+            profiles=dict(profiles or {}),
+        )
+        server = serve(sim)
+        target = dns_label(f"sim-{namespace}")
+        prometheus.add_target(target, server.server_address[1], {"namespace": namespace})
+        running.append((sim.start(), server, target))
+        return sim
+
+    yield start
+    for sim, server, target in running:
+        prometheus.remove_target(target)
+        sim.stop()
+        server.shutdown()
