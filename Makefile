@@ -56,9 +56,11 @@ test-e2e: cluster-up
 test: lint test-unit test-e2e
 
 demo: cluster-up
-	$(PY) tools/demo.py
+	PYTHONPATH=tools $(PY) tools/demo.py
 
-demo-down: cluster-down
+demo-down: venv
+	PYTHONPATH=tools $(PY) tools/demo.py down
+	$(DEVCLUSTER) down
 
 bench: cluster-up
 	PYTHONPATH=tools $(PY) tools/bench/evaluation.py

@@ -51,7 +51,9 @@ def main() -> None:
     port = server.server_address[1]
     name = f"trafficsim-{args.namespace}-{args.app}"
     if args.targets_dir:
-        devcluster.write_target(args.targets_dir, name, port, {"job": "trafficsim"})
+        devcluster.write_target(
+            args.targets_dir, name, port, {"job": "trafficsim", "namespace": args.namespace}
+        )
     sim.start()
     print(f"trafficsim listening on 127.0.0.1:{port}", flush=True)
     done = threading.Event()

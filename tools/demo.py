@@ -1,0 +1,260 @@
+"""`make demo`: the main job on the local cluster, with a live timeline.
+
+It starts (in the background, left running) the traffic simulator and the operator,
+deploys the checkout canary from examples/, applies examples/checkout-guard.yaml,
+injects a fault into the canary, and prints what happens each second: the error rate
+Prometheus sees, the guard's verdict and phase, the step taken, recovery and the time to
+contain. `make demo-down` stops it all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import requests
+
+import devcluster
+from devcluster import processes
+
+ROOT = Path(__file__).resolve().parents[1]
+NS = "releaseguard-demo"
+STATE = ROOT / ".devcluster" / "demo.json"
+ERROR_RATE = (
+    f'sum(rate(http_requests_total{{namespace="{NS}",app="checkout",code="500"}}[5s]))'
+    f' / sum(rate(http_requests_total{{namespace="{NS}",app="checkout"}}[5s]))'
+)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+class Demo:
+    def __init__(self, info: devcluster.ClusterInfo) -> None:
+        self.info = info
+        self.env = dict(
+            os.environ,
+            KUBECONFIG=str(info.kubeconfig),
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=str(ROOT / "tools"),
+        )
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            [str(self.info.kubectl), *args],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        if check and result.returncode:
+            sys.exit(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
+
+    def get(self, *args: str) -> Any:
+        out = self.kubectl("get", "-n", NS, "-o", "json", *args, check=False)
+        return json.loads(out) if out else {}
+
+    def query(self, promql: str) -> float | None:
+        try:
+            data = requests.get(
+                f"{self.info.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5
+            ).json()
+            result = data["data"]["result"]
+            number = float(result[0]["value"][1]) if result else None
+        except (requests.RequestException, KeyError, ValueError):
+            return None
+        return None if number is None or number != number else number
+
+    def wait(self, what: str, predicate: Any, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.5)
+        sys.exit(f"demo: timed out waiting for {what}")
+
+    def fresh_namespace(self) -> None:
+        if self.kubectl("get", "namespace", NS, "--ignore-not-found", "-o", "name"):
+            say(f"removing the previous demo namespace {NS} ...")
+            # A guard keeps a Kopf finalizer while no operator runs: release it.
+            for name in self.kubectl("get", "rg", "-n", NS, "-o", "name").split():
+                self.kubectl(
+                    "patch",
+                    "-n",
+                    NS,
+                    name,
+                    "--type=merge",
+                    "-p",
+                    '{"metadata":{"finalizers":null}}',
+                    check=False,
+                )
+            self.kubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s")
+        self.kubectl("create", "namespace", NS)
+        self.wait(
+            "the default ServiceAccount",
+            lambda: self.kubectl(
+                "get", "sa", "default", "-n", NS, "--ignore-not-found", "-o", "name"
+            ),
+            30,
+        )
+
+    def start_background(self) -> tuple[int, int]:
+        logs = self.info.log_dir
+        sim = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                "trafficsim",
+                "--namespace",
+                NS,
+                "--app",
+                "checkout",
+                "--http-route",
+                "checkout",
+                "--rate",
+                "200",
+                "--targets-dir",
+                str(self.info.targets_dir),
+            ],
+            logs / "demo-trafficsim.log",
+            self.env,
+        )
+        operator = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                "releaseguard",
+                "run",
+                "--namespace",
+                NS,
+                "--prometheus-url",
+                self.info.prometheus_url,
+            ],
+            logs / "demo-operator.log",
+            self.env,
+        )
+        STATE.write_text(json.dumps({"pids": [sim.pid, operator.pid]}))
+        sim_log = logs / "demo-trafficsim.log"
+        line = self.wait(
+            "the traffic simulator",
+            lambda: next(
+                (ln for ln in sim_log.read_text().splitlines() if "listening on" in ln), None
+            ),
+            30,
+        )
+        self.wait(
+            "the operator",
+            lambda: "watching ReleaseGuards" in (logs / "demo-operator.log").read_text(),
+            60,
+        )
+        return int(line.rsplit(":", 1)[1]), operator.pid
+
+    def row(self, t0: float) -> dict[str, Any]:
+        rg = self.get("rg", "checkout")
+        status = rg.get("status") or {}
+        last = status.get("lastEvaluation") or {}
+        route = self.get("httproute", "checkout")
+        weights = (
+            {r["name"]: r.get("weight", 1) for r in route["spec"]["rules"][0]["backendRefs"]}
+            if route
+            else {}
+        )
+        error = self.query(ERROR_RATE)
+        shown = "-" if error is None else f"{error:6.2%}"
+        say(
+            f"  t={time.monotonic() - t0:5.1f}s  error-rate={shown}"
+            f"  v2-weight={weights.get('checkout-v2', '?'):>3}"
+            f"  verdict={last.get('verdict', '-'):<12}"
+            f" breaches={last.get('consecutiveBreaches', 0)}"
+            f"  phase={status.get('phase', '-'):<10}"
+            f" last-action={status.get('lastAction') or '-'}"
+        )
+        return {"status": status, "weights": weights}
+
+    def run(self) -> None:
+        self.fresh_namespace()
+        say(f"deploying the checkout canary (v1 90%, v2 10%) into namespace {NS}")
+        self.kubectl("apply", "-n", NS, "-f", str(ROOT / "examples" / "checkout-canary.yaml"))
+        for dep in ("checkout-v1", "checkout-v2"):
+            self.kubectl("rollout", "status", "-n", NS, f"deployment/{dep}", "--timeout=120s")
+        port, _ = self.start_background()
+        say(f"traffic simulator on 127.0.0.1:{port} (200 req/s), operator running")
+        self.wait("traffic in Prometheus", lambda: self.query(ERROR_RATE) is not None, 60)
+        self.kubectl("apply", "-n", NS, "-f", str(ROOT / "examples" / "checkout-guard.yaml"))
+        say("guard applied: examples/checkout-guard.yaml (error-rate max 1%, p99 max 250 ms)\n")
+
+        t0 = time.monotonic()
+        healthy = 0
+        while healthy < 3:
+            row = self.row(t0)
+            healthy += (row["status"].get("lastEvaluation") or {}).get("verdict") == "Healthy"
+            time.sleep(1)
+        say("\n>>> injecting a fault: canary v2 now fails 50% of requests")
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/profiles/v2", data=b'{"errorRatio": 0.5}', method="PUT"
+        )
+        urllib.request.urlopen(req, timeout=5).read()
+        fault = time.monotonic()
+        contained_at = None
+        deadline = fault + 120
+        while time.monotonic() < deadline:
+            row = self.row(t0)
+            if contained_at is None and row["weights"].get("checkout-v2") == 0:
+                contained_at = time.monotonic()
+                took = contained_at - fault
+                say(f">>> contained: canary weight is 0, {took:.1f}s after the fault")
+            if (row["status"].get("incident") or {}).get("recoveredAt"):
+                break
+            time.sleep(1)
+        status = self.get("rg", "checkout").get("status") or {}
+        incident = status.get("incident") or {}
+        say("\nsummary")
+        if contained_at is not None:
+            say(f"  time to contain (fault live -> patch visible): {contained_at - fault:.1f}s")
+        say(
+            f"  operator's timeToContainSeconds (first breaching evaluation -> step): "
+            f"{incident.get('timeToContainSeconds')}"
+        )
+        for action in status.get("actions") or []:
+            say(
+                f"  action {action['id']}: {action['type']} {action['target']} "
+                f"{action['before']} -> {action['after']} ({action['reason']})"
+            )
+        say(f"  recovered at {incident.get('recoveredAt', 'not yet')}")
+        kc = f"--kubeconfig {self.info.kubeconfig}"
+        say("\nthe cluster, simulator and operator stay up. Look around:")
+        say(f"  kubectl {kc} get rg -n {NS}")
+        say(f"  kubectl {kc} describe rg checkout -n {NS}")
+        say(f"  kubectl {kc} get rg checkout -n {NS} -o jsonpath='{{.status.actions}}'")
+        say(f"  logs: {self.info.log_dir}/demo-operator.log")
+        say("stop everything with: make demo-down")
+
+
+def stop() -> None:
+    if STATE.exists():
+        pids = json.loads(STATE.read_text()).get("pids", [])
+        left = processes.stop_groups(pids)
+        STATE.unlink()
+        say(f"demo: stopped simulator and operator{'; still alive: ' + str(left) if left else ''}")
+
+
+def main() -> None:
+    if sys.argv[1:] == ["down"]:
+        stop()
+        return
+    stop()
+    Demo(devcluster.ensure_up(ROOT)).run()
+
+
+if __name__ == "__main__":
+    main()
