@@ -267,6 +267,19 @@ def test_dry_run_incident_closes_itself_when_healthy_again():
     assert condition(healthy.status, "Contained").status == "False"
 
 
+def test_dry_run_that_recorded_every_step_stays_breaching_without_exhaustion():
+    spec = guard_spec(dryRun=True)
+    first = apply_planned(confirmed(spec), at(16), ActionResult.DRY_RUN)
+    second = apply_planned(tick(spec, first.status, at(80)), at(80), ActionResult.DRY_RUN)
+
+    done = tick(spec, second.status, at(150))
+
+    assert done.status.phase is Phase.BREACHING
+    assert done.plan is None
+    assert done.status.message.startswith("dry run: plan complete")
+    assert not any(e.reason == "Exhausted" for e in done.events)
+
+
 def test_after_a_closed_incident_the_next_breach_opens_incident_two():
     dry = apply_planned(confirmed(), at(16), ActionResult.DRY_RUN).status
     closed = tick(SPEC, dry, at(30), obs=HEALTHY).status

@@ -41,6 +41,7 @@ from releaseguard.domain.models import (
 from releaseguard.domain.plan import PlanKind, StepPlan, incident_actions, plan_next_step
 
 CONTAIN_NOW = "releaseguard.io/contain-now"
+DRY = "dry run"
 REARM = "releaseguard.io/rearm"
 
 
@@ -293,6 +294,9 @@ def decide(
             )
 
     release, known_good = _track_release(spec, status, target, last.verdict, incident, now)
+    if spec.dry_run and plan is not None and plan.kind is PlanKind.EXHAUSTED:
+        # Nothing was changed, so nothing is exhausted: the dry-run plan is complete.
+        plan = StepPlan(PlanKind.WAIT, message=f"{DRY}: plan complete ({plan.message})")
 
     if incident is None or incident.closed:
         phase = Phase.WATCHING
@@ -353,7 +357,7 @@ def decide(
     if phase is not status.phase and not quiet_start and phase is not Phase.EXHAUSTED:
         events.append(Event("Normal", phase.value, f"phase {status.phase.value} -> {phase.value}"))
 
-    if plan is not None and plan.kind is PlanKind.EXHAUSTED:
+    if plan is not None and (plan.kind is PlanKind.EXHAUSTED or plan.message.startswith(DRY)):
         message = plan.message
     elif phase is Phase.EXHAUSTED:  # still exhausted on a tick that plans nothing (NoData)
         message = status.message
