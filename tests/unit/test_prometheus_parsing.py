@@ -5,12 +5,13 @@ No network: payloads are what prometheus-api-client's custom_query returns
 """
 
 import json
+import time
 
 import pytest
 import requests
 from prometheus_api_client import PrometheusApiClientException
 
-from releaseguard.adapters.prometheus import classify_error, parse_result
+from releaseguard.adapters.prometheus import Prometheus, classify_error, parse_result
 from releaseguard.domain.observations import Outcome
 
 T = 1764151200.123
@@ -195,3 +196,23 @@ def test_only_a_rejected_query_is_the_specs_fault(exc):
     expected = isinstance(exc, PrometheusApiClientException)
 
     assert classify_error(exc).outcome.is_spec_error is expected
+
+
+def test_bearer_token_is_sent_as_an_authorization_header_and_retries_are_off():
+    prom = Prometheus("http://127.0.0.1:9/", timeout_seconds=2, bearer_token="s3cret")
+
+    assert prom.url == "http://127.0.0.1:9"
+    assert prom._client.headers == {"Authorization": "Bearer s3cret"}
+    adapter = prom._client._session.get_adapter(prom.url)
+    assert adapter.max_retries.total == 0
+    prom.close()
+
+
+def test_unreachable_prometheus_is_no_data_within_the_timeout():
+    prom = Prometheus("http://127.0.0.1:9", timeout_seconds=2)
+    started = time.monotonic()
+    result = prom.query("up")
+    assert result.outcome is Outcome.UNAVAILABLE
+    assert result.message == "Prometheus unreachable"
+    assert time.monotonic() - started < 2
+    prom.close()
