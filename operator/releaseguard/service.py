@@ -87,7 +87,7 @@ class GuardService:
         decision = self._decide(guard, raw_spec, annotations, status)
         status, events = decision.status, list(decision.events)
         try:
-            self.kube.patch_status(guard.namespace, guard.name, status.wire())
+            self.kube.patch_status(guard.namespace, guard.name, status.merge_patch())
         except ApiException as exc:
             log.error(
                 "%s/%s: status write failed: %s %s",

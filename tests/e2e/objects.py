@@ -105,6 +105,10 @@ class Objects:
         patch["spec"]["template"]["spec"]["containers"][0]["image"] = image
         self.apps.patch_namespaced_deployment(name, self.ns, patch, _request_timeout=TIMEOUT)
 
+    def patch_deployment(self, name: str, patch: dict[str, Any]) -> None:
+        """Strategic-merge-patch a Deployment, e.g. ``{"spec": {"minReadySeconds": 2}}``."""
+        self.apps.patch_namespaced_deployment(name, self.ns, patch, _request_timeout=TIMEOUT)
+
     def replica_sets(self, app: str) -> list[dict[str, Any]]:
         return raw(self.apps.list_namespaced_replica_set, self.ns, label_selector=f"app={app}")[
             "items"

@@ -289,7 +289,12 @@ def test_nothing_applicable_is_exhausted_with_a_warning(cluster, namespace, expo
 
     status = wait_phase(objs, "g", "Exhausted")
     assert "ConfigMap missing-flags not found" in status["message"]
-    warnings = [e for e in objs.events("g") if e["reason"] == "Exhausted"]
+    # Events are posted after the status write: wait for it rather than read at once.
+    warnings = wait_until(
+        lambda: [e for e in objs.events("g") if e["reason"] == "Exhausted"],
+        timeout=30,
+        describe=lambda: [e["reason"] for e in objs.events("g")],
+    )
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
 
 

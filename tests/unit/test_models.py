@@ -260,3 +260,28 @@ def test_status_wire_uses_camel_case_and_leaves_out_none():
 
 def test_empty_status_is_pending():
     assert GuardStatus.model_validate({}).phase is Phase.PENDING
+
+
+def test_merge_patch_sends_null_for_a_cleared_field_so_the_stored_value_is_removed():
+    status = GuardStatus(incident=Incident(number=2, detected_at=T0))
+
+    patch = status.merge_patch()
+
+    assert patch["incident"]["containedAt"] is None
+    assert patch["incident"]["recoveredAt"] is None
+    assert patch["lastKnownGood"] is None
+    assert "containedAt" not in status.wire()["incident"]
+
+
+def test_merge_patch_leaves_none_out_inside_lists_which_are_replaced_whole():
+    record = ActionRecord(
+        id="1-scale-0",
+        type=StepType.SCALE,
+        step_index=0,
+        target="Deployment/x",
+        result=ActionResult.APPLIED,
+        time=T0,
+    )
+    patch = GuardStatus(actions=[record]).merge_patch()
+
+    assert "patch" not in patch["actions"][0]

@@ -127,10 +127,21 @@ class Kube:
         sets = self.replica_sets(ns, deployment)
         current = changes.current_replica_set(deployment, sets)
         status = deployment.get("status") or {}
-        available = any(
-            c.get("type") == "Available" and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        ) and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        wanted = (deployment.get("spec") or {}).get("replicas", 1)
+        # The release is available once its rollout is complete (as `kubectl rollout
+        # status` judges it). Mid-rollout the Deployment is Available on the old pods, and
+        # healthy metrics then say nothing about the new release: it must not start
+        # counting towards lastKnownGood before it serves the traffic.
+        available = (
+            any(
+                c.get("type") == "Available" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
+            and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+            and status.get("updatedReplicas", 0) >= wanted
+            and status.get("replicas", 0) <= status.get("updatedReplicas", 0)
+            and status.get("availableReplicas", 0) >= status.get("updatedReplicas", 0)
+        )
         facts = TargetFacts(
             revision=str(changes.revision_of(deployment)),
             pod_template_hash=changes.template_hash(current) if current else "",

@@ -31,6 +31,32 @@ class _Model(BaseModel):
         """The object as the API server stores it: camelCase, None left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def merge_patch(self) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386) that makes the stored object equal `wire()`.
+
+        A merge patch leaves keys it does not mention alone, so a field that became None
+        (a new incident's containedAt, a reset healthySince) is sent as null, which
+        removes the stored value. Lists are replaced whole, so inside them None is left
+        out as in `wire()`.
+        """
+        return _nulls_kept(self.model_dump(mode="json", by_alias=True))
+
+
+def _nulls_kept(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nulls_kept(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nones_dropped(v) for v in value]
+    return value
+
+
+def _nones_dropped(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nones_dropped(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_nones_dropped(v) for v in value]
+    return value
+
 
 # ---------------------------------------------------------------- spec
 
