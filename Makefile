@@ -65,6 +65,8 @@ demo-down: venv
 bench: cluster-up
 	PYTHONPATH=tools $(PY) tools/bench/evaluation.py
 	PYTHONPATH=tools $(PY) tools/bench/steps.py
+	PYTHONPATH=tools $(PY) tools/bench/ttc.py
+	PYTHONPATH=tools $(PY) tools/bench/scale.py
 
 clean: cluster-down
 	rm -rf $(VENV) .devcluster

@@ -1,0 +1,477 @@
+"""Benchmark: time to contain a bad canary, end to end, on the local cluster.
+
+The canary setup of examples/ (checkout v1 90% / v2 10% behind an HTTPRoute, the
+traffic simulator at 200 req/s following the route, examples/checkout-guard.yaml with a
+CanaryWeight step) in a namespace of its own, with its own simulator and operator
+processes. Each trial: reset (route back to 90/10 by hand, fault cleared, error rate back
+to 0 in Prometheus, guard re-armed and Watching with a Healthy evaluation), inject the
+fault (v2 fails 50% of requests) at a chosen phase of the guard's evaluation cycle
+(trials sweep the phase evenly over intervalSeconds, as faults arriving at random moments
+would), watch the HTTPRoute (a Kubernetes watch) until the canary weight is 0.
+
+    TTC = t_visible - t_fault, and from the guard's status (same machine clock, UTC):
+    first breach = incident.detectedAt - t_fault   (first breaching evaluation)
+    detection    = incident.confirmedAt - t_fault  (fault live -> breach confirmed)
+    decision     = action.time - incident.confirmedAt
+    patch        = t_visible - action.time
+
+Run: PYTHONPATH=tools .venv/bin/python tools/bench/ttc.py [--trials 20]
+Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+import devcluster
+from devcluster import processes
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from objects import GATEWAY, GROUP, PLURAL, VERSION, Objects, deployment_available
+
+from waiting import wait_until
+
+REARM = "releaseguard.io/rearm"
+ROUTE, CANARY, STABLE = "checkout", "checkout-v2", "checkout-v1"
+FAULT = {"errorRatio": 0.5}
+TRIAL_TIMEOUT = 90.0
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def error_rate_query(ns: str) -> str:
+    return (
+        f'sum(rate(http_requests_total{{namespace="{ns}",app="checkout",code="500"}}[5s]))'
+        f' / sum(rate(http_requests_total{{namespace="{ns}",app="checkout"}}[5s]))'
+    )
+
+
+def ts(text: str | None) -> float | None:
+    return datetime.fromisoformat(text).timestamp() if text else None
+
+
+def pct(data: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(data)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+class Bench:
+    def __init__(self, info: devcluster.ClusterInfo, trials: int, rate: float) -> None:
+        self.info = info
+        self.trials = trials
+        self.rate = rate
+        self.api = config.new_client_from_config(config_file=str(info.kubeconfig))
+        self.ns = f"bench-ttc-{uuid.uuid4().hex[:6]}"
+        self.objs = Objects(self.api, self.ns)
+        self.env = dict(
+            os.environ,
+            KUBECONFIG=str(info.kubeconfig),
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=str(ROOT / "tools"),
+        )
+        self.pids: list[int] = []
+        text = (ROOT / "examples" / "checkout-guard.yaml").read_text()
+        self.guard = yaml.safe_load(text.replace("releaseguard-demo", self.ns))
+        self.interval = float(self.guard["spec"]["intervalSeconds"])
+        self.sim_port = 0
+        self.operator_log = info.log_dir / f"{self.ns}-operator.log"
+        self.sim_log = info.log_dir / f"{self.ns}-trafficsim.log"
+
+    # ------------------------------------------------------------ helpers
+
+    def kubectl(self, *args: str) -> str:
+        return subprocess.run(
+            [str(self.info.kubectl), *args],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        ).stdout
+
+    def query(self, promql: str) -> float | None:
+        try:
+            data = requests.get(
+                f"{self.info.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5
+            ).json()
+            result = data["data"]["result"]
+            number = float(result[0]["value"][1]) if result else None
+        except (requests.RequestException, KeyError, ValueError, IndexError):
+            return None
+        return None if number is None or number != number else number
+
+    def put_profile(self, body: dict[str, float]) -> None:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.sim_port}/profiles/v2",
+            data=json.dumps(body).encode(),
+            method="PUT",
+        )
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def weights(self, route: dict[str, Any]) -> dict[str, int]:
+        return {r["name"]: r.get("weight", 1) for r in route["spec"]["rules"][0]["backendRefs"]}
+
+    def status(self) -> dict[str, Any]:
+        return self.objs.status("checkout")
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        core = client.CoreV1Api(self.api)
+        core.create_namespace({"metadata": {"name": self.ns}})
+        wait_until(
+            lambda: any(
+                sa.metadata.name == "default"
+                for sa in core.list_namespaced_service_account(self.ns).items
+            ),
+            timeout=30,
+            describe="the default ServiceAccount",
+        )
+        self.kubectl("apply", "-n", self.ns, "-f", str(ROOT / "examples" / "checkout-canary.yaml"))
+        for dep in (STABLE, CANARY):
+            wait_until(
+                lambda d=dep: deployment_available(self.objs.deployment(d)),
+                timeout=120,
+                describe=f"Deployment {dep} available",
+            )
+        py = sys.executable
+        sim = processes.spawn(
+            [
+                py,
+                "-m",
+                "trafficsim",
+                "--namespace",
+                self.ns,
+                "--app",
+                "checkout",
+                "--http-route",
+                ROUTE,
+                "--rate",
+                f"{self.rate:g}",
+                "--targets-dir",
+                str(self.info.targets_dir),
+            ],
+            self.sim_log,
+            self.env,
+        )
+        self.pids.append(sim.pid)
+        operator = processes.spawn(
+            [
+                py,
+                "-m",
+                "releaseguard",
+                "run",
+                "--namespace",
+                self.ns,
+                "--prometheus-url",
+                self.info.prometheus_url,
+            ],
+            self.operator_log,
+            self.env,
+        )
+        self.pids.append(operator.pid)
+        line = wait_until(
+            lambda: next(
+                (ln for ln in self.sim_log.read_text().splitlines() if "listening on" in ln), None
+            ),
+            timeout=30,
+            describe="the traffic simulator",
+        )
+        self.sim_port = int(line.rsplit(":", 1)[1])
+        wait_until(
+            lambda: "watching ReleaseGuards" in self.operator_log.read_text(),
+            timeout=60,
+            describe="the operator",
+        )
+        wait_until(
+            lambda: self.query(error_rate_query(self.ns)) is not None,
+            timeout=60,
+            describe="the simulator's traffic in Prometheus",
+        )
+        self.objs.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.ns, PLURAL, self.guard
+        )
+
+    # ------------------------------------------------------------ one trial
+
+    def reset(self, trial: int) -> None:
+        self.put_profile({"errorRatio": 0.0})
+        route = self.objs.http_route(ROUTE)
+        if self.weights(route).get(CANARY) != 10:
+            for ref in route["spec"]["rules"][0]["backendRefs"]:
+                ref["weight"] = 10 if ref["name"] == CANARY else 90
+            self.objs.custom.replace_namespaced_custom_object(
+                *GATEWAY[:2], self.ns, GATEWAY[2], ROUTE, route
+            )
+        # Errors must have left the 5 s window before re-arming, or the guard would
+        # (rightly) breach again on the previous trial's fault.
+        wait_until(
+            lambda: self.query(error_rate_query(self.ns)) == 0.0,
+            timeout=60,
+            describe="error rate back to 0",
+        )
+        value = f"ttc-{trial}-{uuid.uuid4().hex[:6]}"
+        self.objs.annotate_guard("checkout", REARM, value)
+        armed_at = time.time()
+
+        def ready() -> bool:
+            st = self.status()
+            last = st.get("lastEvaluation") or {}
+            return (
+                (st.get("handledAnnotations") or {}).get(REARM) == value
+                and st.get("phase") == "Watching"
+                and last.get("verdict") == "Healthy"
+                and (ts(last.get("time")) or 0) > armed_at
+                and self.weights(self.objs.http_route(ROUTE)).get(CANARY) == 10
+                and self.query(error_rate_query(self.ns)) == 0.0
+            )
+
+        wait_until(ready, timeout=60, interval=0.2, describe="guard re-armed, Watching, Healthy")
+
+    def wait_visible(self, deadline: float) -> float | None:
+        """Watch the HTTPRoute; the wall-clock time the canary weight is first seen at 0."""
+        custom = self.objs.custom
+        route = self.objs.http_route(ROUTE)
+        if self.weights(route).get(CANARY) == 0:
+            return time.time()
+        rv = route["metadata"]["resourceVersion"]
+        w = watch.Watch()
+        while time.time() < deadline:
+            try:
+                for event in w.stream(
+                    custom.list_namespaced_custom_object,
+                    *GATEWAY[:2],
+                    self.ns,
+                    GATEWAY[2],
+                    field_selector=f"metadata.name={ROUTE}",
+                    resource_version=rv,
+                    timeout_seconds=max(1, int(deadline - time.time())),
+                    _request_timeout=(3, deadline - time.time() + 5),
+                ):
+                    seen = time.time()
+                    obj = event["object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    if event["type"] in ("ADDED", "MODIFIED") and (
+                        self.weights(obj).get(CANARY) == 0
+                    ):
+                        w.stop()
+                        return seen
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+                rv = self.objs.http_route(ROUTE)["metadata"]["resourceVersion"]
+        return None
+
+    def inject_at_phase(self, phase: float) -> float:
+        """Inject the fault `phase` seconds after a tick of the guard; the injection time.
+
+        Without this the fault would always land just after the evaluation that `reset`
+        waited for, so every trial would see the same evaluation alignment. Trials sweep
+        the phase evenly over the interval instead, which is what a fault arriving at a
+        random moment sees. This schedules the injection; it is not a wait for a state.
+        """
+        last = ts((self.status().get("lastEvaluation") or {}).get("time")) or time.time()
+        at = last + phase
+        while at < time.time() + 0.05:
+            at += self.interval
+        time.sleep(at - time.time())
+        self.put_profile(FAULT)
+        return time.time()  # the simulator serves the faulty profile from its next tick
+
+    def trial(self, trial: int) -> dict[str, Any]:
+        self.reset(trial)
+        before = self.status()
+        number_before = (before.get("incident") or {}).get("number", 0)
+        phase = self.interval * ((trial - 1) % self.trials) / self.trials
+        t_fault = self.inject_at_phase(phase)
+        t_visible = self.wait_visible(t_fault + TRIAL_TIMEOUT)
+        if t_visible is None:
+            return {"trial": trial, "error": f"not contained within {TRIAL_TIMEOUT:g}s"}
+
+        def recorded() -> dict[str, Any] | None:
+            st = self.status()
+            inc = st.get("incident") or {}
+            acts = st.get("actions") or []
+            current = inc.get("number", 0) > number_before
+            if current and acts and acts[-1]["id"].startswith(f"{inc['number']}-"):
+                return st
+            return None
+
+        st = wait_until(recorded, timeout=30, describe="the action in the guard's status")
+        inc, action = st["incident"], st["actions"][-1]
+        detected, confirmed = ts(inc["detectedAt"]), ts(inc["confirmedAt"])
+        acted = ts(action["time"])
+        assert detected and confirmed and acted
+        return {
+            "trial": trial,
+            "phase": phase,
+            "incident": inc["number"],
+            "action": f"{action['id']} {action['result']}",
+            "ttc": t_visible - t_fault,
+            "first_breach": detected - t_fault,
+            "detection": confirmed - t_fault,
+            "decision": acted - confirmed,
+            "patch": t_visible - acted,
+            "operator_ttc": inc.get("timeToContainSeconds"),
+        }
+
+    # ------------------------------------------------------------ run
+
+    def run(self) -> list[dict[str, Any]]:
+        load = os.getloadavg()
+        say(f"time to contain: {self.trials} fault injections, namespace {self.ns}")
+        say(
+            "settings: Prometheus scrape 1s; guard intervalSeconds 2, consecutiveBreaches 2, "
+            "rate windows [5s], error-rate max 1%"
+        )
+        say(
+            f"          simulator {self.rate:g} req/s following HTTPRoute {ROUTE} "
+            f"(v1 90 / v2 10, 0.25s ticks); fault = v2 errorRatio 0.5 (=> ~5% overall)"
+        )
+        say("          step: CanaryWeight checkout-v2 -> 0 (examples/checkout-guard.yaml)")
+        say(
+            "          phase = when the fault went live, in seconds after a guard evaluation "
+            "(swept evenly over the interval)"
+        )
+        say(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)")
+        self.setup()
+        rows = []
+        say()
+        say(
+            f"{'trial':>5} {'phase':>5} {'incident':>8}  {'TTC':>6} {'1st breach':>10} "
+            f"{'detection':>9} "
+            f"{'decision':>8} {'patch':>6} {'op ttc':>6}  action"
+        )
+        for i in range(1, self.trials + 1):
+            row = self.trial(i)
+            rows.append(row)
+            if "error" in row:
+                say(f"{i:5d}  {row['error']}")
+                continue
+            say(
+                f"{i:5d} {row['phase']:4.1f}s {row['incident']:8d}  {row['ttc']:5.2f}s "
+                f"{row['first_breach']:9.2f}s "
+                f"{row['detection']:8.2f}s {row['decision']:7.3f}s {row['patch']:5.3f}s "
+                f"{row['operator_ttc']:5.2f}s  {row['action']}"
+            )
+        load = os.getloadavg()
+        say(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        return rows
+
+    def cleanup(self) -> None:
+        left = processes.stop_groups(self.pids)
+        if left:
+            say(f"still alive after SIGKILL: {left}")
+        custom = self.objs.custom
+        try:
+            for guard in custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)[
+                "items"
+            ]:
+                custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.ns,
+                    PLURAL,
+                    guard["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
+            client.CoreV1Api(self.api).delete_namespace(self.ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                say(f"cleanup of namespace {self.ns} failed: {exc.status} {exc.reason}")
+
+
+def summarize(rows: list[dict[str, Any]], interval: float) -> None:
+    ok = [r for r in rows if "error" not in r]
+    say()
+    say(f"summary over {len(ok)} contained trials ({len(rows) - len(ok)} not contained):")
+    if not ok:
+        return
+    for key, label in (
+        ("ttc", "TTC (fault live -> weight 0 visible)"),
+        ("first_breach", "fault -> first breaching evaluation"),
+        ("detection", "detection (fault -> breach confirmed)"),
+        ("decision", "decision (confirmed -> step written)"),
+        ("patch", "patch (step written -> visible)"),
+    ):
+        data = [r[key] for r in ok]
+        say(
+            f"  {label:40s} median {statistics.median(data):6.3f}s  p95 {pct(data, 0.95):6.3f}s"
+            f"  min {min(data):6.3f}s  max {max(data):6.3f}s"
+        )
+    ttc = [r["ttc"] for r in ok]
+    med, p95 = statistics.median(ttc), pct(ttc, 0.95)
+    say()
+    say(
+        f"target: TTC median <= 10s and p95 <= 15s -> median {med:.2f}s "
+        f"({'met' if med <= 10 else 'MISSED'}), p95 {p95:.2f}s ({'met' if p95 <= 15 else 'MISSED'})"
+    )
+    detection = statistics.median([r["detection"] for r in ok])
+    first = [r["first_breach"] for r in ok]
+    confirm = statistics.median([r["detection"] - r["first_breach"] for r in ok])
+    # The data delay D (scrape + the 5s window's ratio crossing 1%): every evaluation at
+    # least D after the fault breaches, every earlier one does not. So D <= the shortest
+    # fault -> first breach, and D > (first breach - interval) whenever that earlier
+    # evaluation came after the fault.
+    upper = min(first)
+    lower = max([f - interval for f in first if f - interval >= 0] or [0.0])
+    say(
+        f"what limits it: detection is {detection / med:.0%} of the median TTC.\n"
+        f"  - data delay D: an evaluation breaches only once the fault is D old, here "
+        f"{lower:.2f}s < D <= {upper:.2f}s: the error ratio over the 5s window crosses 1% "
+        "only when ~1s of faulty traffic (1/5 of the window, at 5% steady state) is in it, "
+        "and that shows after the next 1s scrape;\n"
+        f"  - evaluation alignment: the first evaluation after that comes 0-{interval:g}s later "
+        f"(fault -> first breaching evaluation: median {statistics.median(first):.2f}s, "
+        f"{min(first):.2f}-{max(first):.2f}s over the swept phases);\n"
+        f"  - consecutiveBreaches 2 x intervalSeconds {interval:g}: one more interval before "
+        f"the breach is confirmed (median {confirm:.2f}s);\n"
+        "  - decision (queries, target and step reads, the PUT): median "
+        f"{statistics.median([r['decision'] for r in ok]) * 1000:.0f} ms; patch visible to a "
+        f"watch: median {statistics.median([r['patch'] for r in ok]) * 1000:.0f} ms.\n"
+        f"  So TTC ~= D + U(0, {interval:g}s) + (consecutiveBreaches - 1) x {interval:g}s + "
+        "~0.05s; the knobs are the rate window, intervalSeconds and consecutiveBreaches, "
+        "not operator speed.\n"
+        "  (Scrapes every 1s and evaluations every 2s keep a fixed offset within one run, "
+        "so D is one sample of that offset; across runs expect D in ~1-2s.)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=20, help="fault injections (default 20)")
+    parser.add_argument("--rate", type=float, default=200.0, help="simulator req/s (default 200)")
+    args = parser.parse_args()
+    info = devcluster.ensure_up(ROOT)
+    bench = Bench(info, args.trials, args.rate)
+    try:
+        rows = bench.run()
+    finally:
+        bench.cleanup()
+    summarize(rows, bench.interval)
+
+
+if __name__ == "__main__":
+    main()
