@@ -340,9 +340,12 @@ def run_operator(
             prometheus.url,
             *extra_args,
         ]
-        env = dict(
-            os.environ, KUBECONFIG=str(cluster.kubeconfig), PYTHONUNBUFFERED="1", **(env or {})
-        )
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         log_path = cluster.log_dir / f"operator-{namespace}-{next(counter)}.log"
         operator = OperatorProcess(argv, log_path, env, cwd=repo_root)
         started.append(operator)

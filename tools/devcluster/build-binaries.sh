@@ -13,6 +13,7 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 CACHE="${RELEASEGUARD_CACHE:-$HOME/.cache/releaseguard}"
 LOGDIR="$CACHE/build-logs"
 mkdir -p "$LOGDIR"
@@ -171,10 +172,26 @@ build_kwok() {
   touch "$out/.complete"
 }
 
+# helm renders charts/ in the chart e2e test; its go.mod has no replace lines.
+helm_body() {  # out
+  GOBIN="$1" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+build_helm() {
+  local out="$CACHE/bin/helm-$HELM_VERSION" log="$LOGDIR/helm-$HELM_VERSION.log"
+  [[ -f "$out/.complete" ]] && return 0
+  echo "devcluster: building helm $HELM_VERSION (log $log)" >&2
+  mkdir -p "$out"
+  run_logged "helm $HELM_VERSION" "$log" helm_body "$out"
+  require_files "helm $HELM_VERSION" "$log" "$out/helm"
+  touch "$out/.complete"
+}
+
 case "${1:-all}" in
-  all) build_kubernetes; build_etcd; build_kwok ;;
+  all) build_kubernetes; build_etcd; build_kwok; build_helm ;;
+  helm) build_helm ;;
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
   kwok) build_kwok ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|kwok]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm]" >&2; exit 2 ;;
 esac

@@ -18,6 +18,8 @@ from pathlib import Path
 K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
+# helm only renders charts/ for the chart test; the cluster does not use it.
+HELM_VERSION = "v3.22.0"
 # Gateway API standard-channel CRDs (HTTPRoute and friends). v1.4.x supports
 # Kubernetes 1.30+; v1.7 needs Go >= 1.27 to even download through `go mod`.
 GATEWAY_API_VERSION = "v1.4.1"
@@ -57,6 +59,13 @@ class Versions:
             "ETCD_VERSION": self.etcd,
             "KWOK_VERSION": self.kwok,
         }
+
+
+def helm_binary(env: Mapping[str, str] | None = None) -> Path:
+    """Where build-binaries.sh puts helm."""
+    env = os.environ if env is None else env
+    version = env.get("HELM_VERSION") or HELM_VERSION
+    return cache_root(env) / "bin" / f"helm-{version}" / "helm"
 
 
 def cache_root(env: Mapping[str, str] | None = None) -> Path:
