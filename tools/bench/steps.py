@@ -74,6 +74,40 @@ def reset(objs: Objects, api: client.ApiClient, index: int) -> None:
         objs.set_image("app", f"registry.local/app:{uuid.uuid4().hex[:6]}")
 
 
+def readiness_cost(
+    kube: Kube, api: client.ApiClient, ns: str, spec: GuardSpec, status: GuardStatus
+) -> None:
+    """What one evaluation's readiness check costs for these five steps: API requests
+    (counted at the client) and wall time, on top of the target reads every evaluation
+    makes anyway (GET Deployment, LIST ReplicaSets)."""
+    calls: list[str] = []
+    original = api.call_api
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(" ".join(str(a) for a in args[:2]))
+        return original(*args, **kwargs)
+
+    target, sets, _ = kube.target_facts(ns, "app")
+    api.call_api = counting  # type: ignore[method-assign]
+    try:
+        samples = []
+        for _ in range(ROUNDS):
+            calls.clear()
+            t0 = time.perf_counter()
+            kube.view_steps(ns, spec, status, target, sets)
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        api.call_api = original  # type: ignore[method-assign]
+    samples.sort()
+    p95 = samples[int(len(samples) * 0.95) - 1]
+    print(
+        f"readiness of {len(spec.steps)} steps per evaluation: {len(calls)} API requests, "
+        f"median {statistics.median(samples):.1f} ms, p95 {p95:.1f} ms"
+    )
+    for call in calls:
+        print(f"  {call}")
+
+
 def main() -> None:
     info = devcluster.ensure_up(Path.cwd())
     api = config.new_client_from_config(config_file=str(info.kubeconfig))
@@ -107,6 +141,7 @@ def main() -> None:
             }
         )
         assert dep
+        readiness_cost(kube, api, ns, spec, status)
         print(f"decision-to-patch latency per step type ({ROUNDS} rounds each, namespace {ns}):")
         for index, step in enumerate(spec.steps):
             samples = []
