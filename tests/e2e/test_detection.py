@@ -286,3 +286,32 @@ def test_suspended_guard_is_not_evaluated(cluster, namespace, exporter, run_oper
         timeout=60,
         describe=lambda: objs.status("g"),
     )
+
+
+def test_bearer_token_secret_is_read_from_the_guards_namespace(
+    cluster, namespace, exporter, run_operator
+):
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
+    ref = {"bearerTokenSecretRef": {"name": "prom-token", "key": "token"}}
+    objs.create_guard("g", guard_spec("app", error_ratio_query(namespace), prometheus=ref))
+    run_operator(namespace)
+    wait_until(
+        lambda: objs.status("g").get("phase") == "Invalid",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+    assert "Secret prom-token not found" in condition(objs.status("g"), "Ready")["message"]
+
+    objs.core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "prom-token"}, "stringData": {"token": "t0ken"}}
+    )
+    wait_until(
+        lambda: (
+            (objs.status("g").get("lastEvaluation") or {}).get("verdict") == "Healthy"
+            and objs.status("g")["phase"] == "Watching"
+        ),
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
