@@ -13,6 +13,7 @@ import os
 import statistics
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -75,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Prometheus base URL for guards without spec.prometheus.url "
         "(env RELEASEGUARD_PROMETHEUS_URL)",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("RELEASEGUARD_WORKERS", "32")),
+        help="threads evaluating guards at once, and as many for Prometheus queries; a "
+        "guard whose Prometheus hangs holds one for up to its timeout (env "
+        "RELEASEGUARD_WORKERS, default 32)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -87,21 +96,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     namespaces: list[str] = args.namespace
     api = _api_client()
-    pool = PrometheusPool()
+    pool = PrometheusPool(query_threads=args.workers)
     memo = kopf.Memo(
         service=GuardService(Kube(api), pool, args.prometheus_url),
         stats=Stats(),
         scope=", ".join(namespaces) if namespaces else "all namespaces",
     )
-    try:
-        asyncio.run(
-            kopf.operator(
-                standalone=True,
-                namespaces=namespaces or None,
-                clusterwide=not namespaces,
-                memo=memo,
-            )
+
+    async def operate() -> None:
+        # asyncio.to_thread uses the loop's default executor, min(32, cores + 4) threads
+        # unless set: on 2 cores that is 6, and six guards with a hung Prometheus would
+        # stall every other guard until their queries time out.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="guard")
         )
+        await kopf.operator(
+            standalone=True,
+            namespaces=namespaces or None,
+            clusterwide=not namespaces,
+            memo=memo,
+        )
+
+    try:
+        asyncio.run(operate())
     finally:
         pool.close()
         log.info("%s", memo.stats.summary())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -63,8 +64,14 @@ class PrivatePrometheus:
             describe=lambda: (self.workdir / "prometheus.log").read_text()[-2000:],
         )
 
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still accepts connections, nothing ever answers (a hang)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

@@ -3,6 +3,7 @@ no-data policy, and run-time invalidity, as written to the guard's status."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -315,3 +316,43 @@ def test_bearer_token_secret_is_read_from_the_guards_namespace(
         timeout=60,
         describe=lambda: objs.status("g"),
     )
+
+
+def test_a_hung_prometheus_does_not_stall_other_guards(
+    cluster, namespace, exporter, run_operator, private_prometheus
+):
+    """Twelve guards whose Prometheus hangs (SIGSTOP: connections accepted, never answered)
+    each hold an evaluation thread for their whole timeout; a guard on a healthy
+    Prometheus must still be evaluated every interval."""
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
+    hung = private_prometheus(exporter.port)
+    hung.freeze()
+    query = error_ratio_query(namespace)
+    for i in range(12):
+        objs.create_guard(
+            f"hung-{i}", guard_spec("app", query, prometheus={"url": hung.url, "timeoutSeconds": 5})
+        )
+    objs.create_guard("healthy", guard_spec("app", query))
+    run_operator(namespace)
+
+    times: set[str] = set()
+
+    def five_evaluations() -> bool:
+        last = objs.status("healthy").get("lastEvaluation") or {}
+        if last.get("verdict") == "Healthy":
+            times.add(last["time"])
+        return len(times) >= 5
+
+    started = time.monotonic()
+    wait_until(five_evaluations, timeout=30, interval=0.1, describe=lambda: sorted(times))
+    # Interval 1 s: five evaluations in well under one hung query's 5 s timeout each.
+    assert time.monotonic() - started < 15
+    timed_out = wait_until(
+        lambda: (objs.status("hung-0").get("lastEvaluation") or {}).get("metrics"),
+        timeout=30,
+        describe=lambda: objs.status("hung-0"),
+    )
+    assert timed_out[0]["verdict"] == "NoData"
+    assert "timed out" in timed_out[0]["message"]

@@ -22,16 +22,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from releaseguard.domain.observations import Outcome, QueryResult
 
 log = logging.getLogger(__name__)
-
-# Queries of one evaluation run side by side, so a guard whose Prometheus hangs costs
-# one timeout per evaluation, not one per query. Shared by all guards: bounded.
-_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="promql")
 
 
 def parse_result(payload: object) -> QueryResult:
@@ -94,26 +92,46 @@ def classify_error(exc: Exception) -> QueryResult:
         if kind == "timeout" or "Status Code 503" in text:
             return QueryResult(Outcome.UNAVAILABLE, message=f"query timed out: {detail}")
         return QueryResult(Outcome.UNAVAILABLE, message=f"Prometheus error: {detail}")
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout) or _timed_out(exc):
         return QueryResult(Outcome.UNAVAILABLE, message="query timed out")
     if isinstance(exc, requests.ConnectionError):
         return QueryResult(Outcome.UNAVAILABLE, message="Prometheus unreachable")
     return QueryResult(Outcome.UNAVAILABLE, message=f"{type(exc).__name__}: {exc}")
 
 
+def _timed_out(exc: Exception) -> bool:
+    """With retries off, urllib3 wraps a read timeout in MaxRetryError, which requests
+    re-raises as a plain ConnectionError: look at the cause."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    # NewConnectionError (refused) subclasses ConnectTimeoutError in urllib3 2: not a hang.
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
+
+
 class Prometheus:
     """One Prometheus endpoint with its credentials."""
 
-    def __init__(self, url: str, timeout_seconds: float, bearer_token: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_seconds: float,
+        bearer_token: str | None = None,
+        executor: ThreadPoolExecutor | None = None,
+        connections: int = 10,
+    ) -> None:
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
         self.url = url.rstrip("/")
         self.timeout = timeout_seconds
+        self._executor = executor
+        no_retry = Retry(total=0, raise_on_status=False)
+        session = requests.Session()
         self._client = PrometheusConnect(
-            url=self.url,
-            headers=headers,
-            retry=Retry(total=0, raise_on_status=False),
-            timeout=timeout_seconds,
+            url=self.url, headers=headers, retry=no_retry, timeout=timeout_seconds, session=session
         )
+        # As many pooled connections as threads that may query at once, so concurrent
+        # evaluations reuse connections instead of opening and discarding them.
+        session.mount(self.url, HTTPAdapter(max_retries=no_retry, pool_maxsize=connections))
 
     def query(self, promql: str) -> QueryResult:
         try:
@@ -127,7 +145,11 @@ class Prometheus:
         return parse_result(payload)
 
     def query_many(self, queries: Mapping[str, str]) -> dict[str, QueryResult]:
-        futures = {key: _POOL.submit(self.query, q) for key, q in queries.items()}
+        """Answer several queries; side by side when an executor is shared with us, so a
+        hung Prometheus costs one timeout per evaluation rather than one per query."""
+        if self._executor is None or len(queries) < 2:
+            return {key: self.query(q) for key, q in queries.items()}
+        futures = {key: self._executor.submit(self.query, q) for key, q in queries.items()}
         return {key: f.result() for key, f in futures.items()}
 
     def close(self) -> None:
@@ -137,16 +159,22 @@ class Prometheus:
 class PrometheusPool:
     """Clients by (url, timeout, token), built once and shared by the guards that use them."""
 
-    def __init__(self) -> None:
+    def __init__(self, query_threads: int = 16) -> None:
         self._clients: dict[tuple[str, float, str | None], Prometheus] = {}
         self._lock = threading.Lock()
+        self._threads = query_threads
+        # Bounded and shared by all guards; separate from the evaluation threads, which
+        # wait on it, so the two cannot deadlock each other.
+        self._executor = ThreadPoolExecutor(max_workers=query_threads, thread_name_prefix="promql")
 
     def get(self, url: str, timeout_seconds: float, bearer_token: str | None) -> Prometheus:
         key = (url.rstrip("/"), timeout_seconds, bearer_token)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = Prometheus(url, timeout_seconds, bearer_token)
+                client = self._clients[key] = Prometheus(
+                    url, timeout_seconds, bearer_token, self._executor, self._threads
+                )
             return client
 
     def close(self) -> None:
@@ -154,3 +182,4 @@ class PrometheusPool:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
