@@ -127,7 +127,8 @@ etcd_body() {  # out work
     echo
     echo "replace ("
     # etcd's server maps its sibling modules to ../x; use the published tag.
-    local_replaces "$emod" | while read -r m; do echo "	$m => $m $ETCD_VERSION"; done
+    # Only the /v3 modules can take a v3 tag; the others are not in the build graph.
+    local_replaces "$emod" | grep '/v3$' | while read -r m; do echo "	$m => $m $ETCD_VERSION"; done
     echo ")"
   } > go.mod
   cat go.mod
