@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from releaseguard.adapters.kube import Kube, Missing, recovered_record
-from releaseguard.adapters.prometheus import PrometheusPool
+from releaseguard.adapters.prometheus import Prometheus, PrometheusPool
 from releaseguard.domain.evaluate import evaluate
 from releaseguard.domain.guard import Decision, Event, decide, decide_inactive, record_action
 from releaseguard.domain.models import GuardSpec, GuardStatus, Phase
@@ -199,7 +199,7 @@ class GuardService:
         recorded = record_action(decision.status, record, self.clock())
         return Decision(recorded.status, events=decision.events + recorded.events)
 
-    def _prometheus(self, ns: str, spec: GuardSpec) -> Any:
+    def _prometheus(self, ns: str, spec: GuardSpec) -> Prometheus:
         url = spec.prometheus.url or self.default_prometheus_url
         if not url:
             raise _ConfigError(
