@@ -18,10 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import requests
-
 import devcluster
-from devcluster import processes
+from devcluster import launch, processes
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "releaseguard-demo"
@@ -64,15 +62,7 @@ class Demo:
         return json.loads(out) if out else {}
 
     def query(self, promql: str) -> float | None:
-        try:
-            data = requests.get(
-                f"{self.info.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5
-            ).json()
-            result = data["data"]["result"]
-            number = float(result[0]["value"][1]) if result else None
-        except (requests.RequestException, KeyError, ValueError):
-            return None
-        return None if number is None or number != number else number
+        return launch.query_value(self.info.prometheus_url, promql)
 
     def wait(self, what: str, predicate: Any, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
@@ -110,54 +100,13 @@ class Demo:
 
     def start_background(self) -> tuple[int, int]:
         logs = self.info.log_dir
-        sim = processes.spawn(
-            [
-                sys.executable,
-                "-m",
-                "trafficsim",
-                "--namespace",
-                NS,
-                "--app",
-                "checkout",
-                "--http-route",
-                "checkout",
-                "--rate",
-                "200",
-                "--targets-dir",
-                str(self.info.targets_dir),
-            ],
-            logs / "demo-trafficsim.log",
-            self.env,
-        )
-        operator = processes.spawn(
-            [
-                sys.executable,
-                "-m",
-                "releaseguard",
-                "run",
-                "--namespace",
-                NS,
-                "--prometheus-url",
-                self.info.prometheus_url,
-            ],
-            logs / "demo-operator.log",
-            self.env,
-        )
+        sim_log, operator_log = logs / "demo-trafficsim.log", logs / "demo-operator.log"
+        sim = launch.spawn_trafficsim(self.info, NS, "checkout", "checkout", 200, sim_log, self.env)
+        operator = launch.spawn_operator(self.info, NS, operator_log, self.env)
         STATE.write_text(json.dumps({"pids": [sim.pid, operator.pid]}))
-        sim_log = logs / "demo-trafficsim.log"
-        line = self.wait(
-            "the traffic simulator",
-            lambda: next(
-                (ln for ln in sim_log.read_text().splitlines() if "listening on" in ln), None
-            ),
-            30,
-        )
-        self.wait(
-            "the operator",
-            lambda: "watching ReleaseGuards" in (logs / "demo-operator.log").read_text(),
-            60,
-        )
-        return int(line.rsplit(":", 1)[1]), operator.pid
+        port = launch.trafficsim_port(sim_log)
+        launch.wait_operator_ready(operator_log)
+        return port, operator.pid
 
     def row(self, t0: float) -> dict[str, Any]:
         rg = self.get("rg", "checkout")

@@ -10,6 +10,7 @@ reset by our own status patches.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -31,21 +32,13 @@ def _interval(spec: Any) -> float:
         return DEFAULT_INTERVAL
 
 
-def _tick(
-    stats: Any,
-    clock: Callable[[], float],
-    due: float,
-    service: GuardService,
-    guard: GuardRef,
-    spec: dict[str, Any],
-    annotations: dict[str, str],
-    status: GuardStatus,
+def _started_late(
+    stats: Any, clock: Callable[[], float], due: float, work: Callable[[], TickResult]
 ) -> TickResult:
-    """One evaluation, in a worker thread. Lateness is measured here, when the work really
-    starts: a daemon the event loop woke on time can still wait for a free worker thread,
-    and with many guards that wait is most of the lateness."""
+    """Run `work` in its worker thread, counting lateness from when it really starts: with
+    many guards, waiting for a free thread is most of the lateness."""
     stats.record_lateness(clock() - due)
-    return service.tick(guard, spec, annotations, status)
+    return work()
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
@@ -70,17 +63,11 @@ async def guard_daemon(
     while not stopped:
         guard = GuardRef(namespace, name, uid, int(meta.get("generation") or 0))
         try:
-            result = await asyncio.to_thread(
-                _tick,
-                memo.stats,
-                loop.time,
-                due,
-                service,
-                guard,
-                dict(spec),
-                dict(meta.annotations),
-                status,
+            # spec and annotations are snapshot here, on the loop that updates them.
+            work = functools.partial(
+                service.tick, guard, dict(spec), dict(meta.annotations), status
             )
+            result = await asyncio.to_thread(_started_late, memo.stats, loop.time, due, work)
         except Exception:  # one bad guard or a flaky API must not kill its daemon
             logger.exception("evaluation failed; retrying next interval")
         else:

@@ -17,7 +17,6 @@ import shutil
 import signal
 import string
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from kubernetes import config as k8s_config
 
 import devcluster
 from devcluster.exporter import Exporter
+from devcluster.launch import operator_argv
 from trafficsim import Profile, Routing, Simulator, serve
 from waiting import wait_until
 
@@ -329,17 +329,7 @@ def run_operator(
     def start(
         namespace: str, *extra_args: str, env: Mapping[str, str] | None = None
     ) -> OperatorProcess:
-        argv = [
-            sys.executable,
-            "-m",
-            "releaseguard",
-            "run",
-            "--namespace",
-            namespace,
-            "--prometheus-url",
-            prometheus.url,
-            *extra_args,
-        ]
+        argv = operator_argv(namespace, prometheus.url, *extra_args)
         env = {
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),

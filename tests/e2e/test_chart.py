@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from objects import Objects
-from test_containment import bad_metric, spec, wait_phase
+from test_containment import breaching_canary_guard, wait_phase
 
 from devcluster.versions import helm_binary
 from waiting import wait_until
@@ -94,14 +93,7 @@ def test_the_operator_contains_with_only_the_charts_rbac(
     ]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
     try:
-        objs = Objects(cluster.api, namespace)
-        objs.create_deployment("app", "registry.local/app:1")
-        objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
-        step = {
-            "type": "CanaryWeight",
-            "canaryWeight": {"httpRoute": "checkout", "canaryBackend": "checkout-v2"},
-        }
-        objs.create_guard("g", spec(bad_metric(exporter, namespace), [step]))
+        objs = breaching_canary_guard(cluster, namespace, exporter)
         denied = cluster.kubectl(
             "auth",
             "can-i",

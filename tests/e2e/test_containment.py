@@ -34,6 +34,20 @@ def spec(query: str, steps: list[dict], **extra: Any) -> dict[str, Any]:
     return body
 
 
+def breaching_canary_guard(cluster: Any, namespace: str, exporter: Any) -> Objects:
+    """Target `app`, HTTPRoute `checkout` (v1 90 / v2 10), guard `g` with one CanaryWeight
+    step whose metric breaches."""
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
+    step = {
+        "type": "CanaryWeight",
+        "canaryWeight": {"httpRoute": "checkout", "canaryBackend": "checkout-v2"},
+    }
+    objs.create_guard("g", spec(bad_metric(exporter, namespace), [step]))
+    return objs
+
+
 def wait_phase(objs: Objects, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
     return wait_until(
         lambda: (s := objs.status(name)).get("phase") == phase and s,
@@ -301,14 +315,7 @@ def test_nothing_applicable_is_exhausted_with_a_warning(cluster, namespace, expo
 def test_a_409_from_a_concurrent_writer_is_retried_without_clobbering_it(
     cluster, namespace, exporter, run_operator
 ):
-    objs = Objects(cluster.api, namespace)
-    objs.create_deployment("app", "registry.local/app:1")
-    objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
-    step = {
-        "type": "CanaryWeight",
-        "canaryWeight": {"httpRoute": "checkout", "canaryBackend": "checkout-v2"},
-    }
-    objs.create_guard("g", spec(bad_metric(exporter, namespace), [step]))
+    objs = breaching_canary_guard(cluster, namespace, exporter)
     run_operator(namespace, env={"RELEASEGUARD_FAULT_CONFLICT_ONCE": "1"})
 
     status = wait_phase(objs, "g", "Contained")
@@ -324,14 +331,7 @@ def test_a_409_from_a_concurrent_writer_is_retried_without_clobbering_it(
 def test_sigkill_between_patch_and_status_write_records_the_action_once(
     cluster, namespace, exporter, run_operator
 ):
-    objs = Objects(cluster.api, namespace)
-    objs.create_deployment("app", "registry.local/app:1")
-    objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
-    step = {
-        "type": "CanaryWeight",
-        "canaryWeight": {"httpRoute": "checkout", "canaryBackend": "checkout-v2"},
-    }
-    objs.create_guard("g", spec(bad_metric(exporter, namespace), [step]))
+    objs = breaching_canary_guard(cluster, namespace, exporter)
     doomed = run_operator(namespace, env={"RELEASEGUARD_FAULT_KILL_AFTER_PATCH": "1"})
 
     wait_until(lambda: not doomed.alive(), timeout=60, describe=doomed.log_tail)

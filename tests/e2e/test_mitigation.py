@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from objects import Objects, condition, deployment_available
+from test_containment import spec as containment_spec
 
 from waiting import wait_until
 
@@ -35,16 +36,7 @@ def heal(exporter: Any, namespace: str) -> None:
 
 
 def spec(namespace: str, steps: list[dict], **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "target": {"deployment": "app"},
-        "intervalSeconds": 1,
-        "consecutiveBreaches": 1,
-        "escalateAfterSeconds": 300,
-        "metrics": [{"name": "error-rate", "query": query(namespace), "max": 0.1}],
-        "steps": steps,
-    }
-    body.update(extra)
-    return body
+    return containment_spec(query(namespace), steps, **extra)
 
 
 def flag_step(config_map: str = "flags", key: str = "new-checkout", **extra: Any) -> dict:

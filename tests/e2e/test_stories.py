@@ -157,14 +157,23 @@ def pods_ready(pods: list[dict[str, Any]]) -> bool:
     )
 
 
+def error_free_traffic(
+    traffic: Any, prometheus: Any, namespace: str, app: str = "checkout", **routing: Any
+) -> tuple[Any, str]:
+    """Start the simulator (200 req/s) and wait until Prometheus sees its error ratio at
+    0; return the simulator and that query."""
+    sim = traffic(namespace, app, rate=200, **routing)
+    overall = error_ratio(namespace, app=app)
+    prometheus.wait_for(overall, lambda r: r and float(r[0]["value"][1]) == 0.0, timeout=30)
+    return sim, overall
+
+
 def test_canary_checkout_errors_move_weight_off_the_canary_and_errors_recover(
     cluster, namespace, prometheus, traffic, run_operator
 ):
     objs = Objects(cluster.api, namespace)
     canary_app(objs)
-    sim = traffic(namespace, "checkout", http_route="checkout", rate=200)
-    overall = error_ratio(namespace)
-    prometheus.wait_for(overall, lambda r: r and float(r[0]["value"][1]) == 0.0, timeout=30)
+    sim, overall = error_free_traffic(traffic, prometheus, namespace, http_route="checkout")
     objs.create_guard(
         "checkout",
         {
@@ -292,9 +301,7 @@ def test_plain_deployment_bad_image_is_rolled_back_to_the_last_known_good_and_er
     # minReadySeconds: a new pod serves traffic at once but counts as available 2 s later,
     # so the rollout takes a few seconds, as real ones do.
     web_app(objs, replicas=3, min_ready_seconds=2)
-    sim = traffic(namespace, "web", service="web", rate=200)
-    overall = error_ratio(namespace, app="web")
-    prometheus.wait_for(overall, lambda r: r and float(r[0]["value"][1]) == 0.0, timeout=30)
+    sim, overall = error_free_traffic(traffic, prometheus, namespace, app="web", service="web")
     objs.create_guard(
         "web",
         {
@@ -430,9 +437,7 @@ def test_migration_already_ran_refuses_rollback_and_contains_with_flag_then_cana
     ]
     assert job["status"]["completionTime"] >= current["metadata"]["creationTimestamp"]
 
-    sim = traffic(namespace, "checkout", http_route="checkout", rate=200)
-    overall = error_ratio(namespace)
-    prometheus.wait_for(overall, lambda r: r and float(r[0]["value"][1]) == 0.0, timeout=30)
+    sim, overall = error_free_traffic(traffic, prometheus, namespace, http_route="checkout")
     objs.create_guard(
         "checkout",
         {
@@ -555,9 +560,7 @@ def test_escalation_when_the_flag_does_not_stop_the_errors_the_canary_weight_doe
     objs = Objects(cluster.api, namespace)
     canary_app(objs)
     objs.create_config_map("checkout-flags", {"new-checkout-flow": "true"})
-    sim = traffic(namespace, "checkout", http_route="checkout", rate=200)
-    overall = error_ratio(namespace)
-    prometheus.wait_for(overall, lambda r: r and float(r[0]["value"][1]) == 0.0, timeout=30)
+    sim, overall = error_free_traffic(traffic, prometheus, namespace, http_route="checkout")
     objs.create_guard(
         "checkout",
         {

@@ -57,7 +57,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 import devcluster
-from devcluster import processes
+from devcluster import launch, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -276,27 +276,10 @@ class Bench:
             say(f"  N={n}: {n} guards created in {time.monotonic() - t0:.1f}s ({WORKERS} workers)")
 
             log_path = self.info.log_dir / f"{ns}-operator.log"
-            operator = processes.spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "releaseguard",
-                    "run",
-                    "--namespace",
-                    ns,
-                    "--prometheus-url",
-                    self.info.prometheus_url,
-                ],
-                log_path,
-                self.env,
-            )
+            operator = launch.spawn_operator(self.info, ns, log_path, self.env)
             pid = operator.pid
             started = time.monotonic()
-            wait_until(
-                lambda: "watching ReleaseGuards" in log_path.read_text(),
-                timeout=60,
-                describe="the operator",
-            )
+            launch.wait_operator_ready(log_path)
             first: dict[str, str] = {}
 
             def evaluated(times: int) -> bool:

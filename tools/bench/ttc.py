@@ -35,13 +35,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 import devcluster
-from devcluster import processes
+from devcluster import launch, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -112,15 +111,7 @@ class Bench:
         ).stdout
 
     def query(self, promql: str) -> float | None:
-        try:
-            data = requests.get(
-                f"{self.info.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5
-            ).json()
-            result = data["data"]["result"]
-            number = float(result[0]["value"][1]) if result else None
-        except (requests.RequestException, KeyError, ValueError, IndexError):
-            return None
-        return None if number is None or number != number else number
+        return launch.query_value(self.info.prometheus_url, promql)
 
     def put_profile(self, body: dict[str, float]) -> None:
         req = urllib.request.Request(
@@ -156,55 +147,14 @@ class Bench:
                 timeout=120,
                 describe=f"Deployment {dep} available",
             )
-        py = sys.executable
-        sim = processes.spawn(
-            [
-                py,
-                "-m",
-                "trafficsim",
-                "--namespace",
-                self.ns,
-                "--app",
-                "checkout",
-                "--http-route",
-                ROUTE,
-                "--rate",
-                f"{self.rate:g}",
-                "--targets-dir",
-                str(self.info.targets_dir),
-            ],
-            self.sim_log,
-            self.env,
+        sim = launch.spawn_trafficsim(
+            self.info, self.ns, "checkout", ROUTE, self.rate, self.sim_log, self.env
         )
         self.pids.append(sim.pid)
-        operator = processes.spawn(
-            [
-                py,
-                "-m",
-                "releaseguard",
-                "run",
-                "--namespace",
-                self.ns,
-                "--prometheus-url",
-                self.info.prometheus_url,
-            ],
-            self.operator_log,
-            self.env,
-        )
+        operator = launch.spawn_operator(self.info, self.ns, self.operator_log, self.env)
         self.pids.append(operator.pid)
-        line = wait_until(
-            lambda: next(
-                (ln for ln in self.sim_log.read_text().splitlines() if "listening on" in ln), None
-            ),
-            timeout=30,
-            describe="the traffic simulator",
-        )
-        self.sim_port = int(line.rsplit(":", 1)[1])
-        wait_until(
-            lambda: "watching ReleaseGuards" in self.operator_log.read_text(),
-            timeout=60,
-            describe="the operator",
-        )
+        self.sim_port = launch.trafficsim_port(self.sim_log)
+        launch.wait_operator_ready(self.operator_log)
         wait_until(
             lambda: self.query(error_rate_query(self.ns)) is not None,
             timeout=60,

@@ -41,7 +41,6 @@ from releaseguard.domain.models import (
 from releaseguard.domain.plan import PlanKind, StepPlan, incident_actions, plan_next_step
 
 CONTAIN_NOW = "releaseguard.io/contain-now"
-DRY = "dry run"
 REARM = "releaseguard.io/rearm"
 
 
@@ -294,9 +293,10 @@ def decide(
             )
 
     release, known_good = _track_release(spec, status, target, last.verdict, incident, now)
+    dry_run_done = ""
     if spec.dry_run and plan is not None and plan.kind is PlanKind.EXHAUSTED:
         # Nothing was changed, so nothing is exhausted: the dry-run plan is complete.
-        plan = StepPlan(PlanKind.WAIT, message=f"{DRY}: plan complete ({plan.message})")
+        dry_run_done, plan = f"dry run: plan complete ({plan.message})", None
 
     if incident is None or incident.closed:
         phase = Phase.WATCHING
@@ -357,8 +357,10 @@ def decide(
     if phase is not status.phase and not quiet_start and phase is not Phase.EXHAUSTED:
         events.append(Event("Normal", phase.value, f"phase {status.phase.value} -> {phase.value}"))
 
-    if plan is not None and (plan.kind is PlanKind.EXHAUSTED or plan.message.startswith(DRY)):
+    if plan is not None and plan.kind is PlanKind.EXHAUSTED:
         message = plan.message
+    elif dry_run_done:
+        message = dry_run_done
     elif phase is Phase.EXHAUSTED:  # still exhausted on a tick that plans nothing (NoData)
         message = status.message
     else:
