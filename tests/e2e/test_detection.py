@@ -120,11 +120,14 @@ def test_single_spike_does_not_confirm_breach(cluster, namespace, exporter, run_
     assert condition(status, "Breached")["status"] == "False"
 
 
-def test_nan_gives_no_data(cluster, namespace, exporter, run_operator):
+def test_nan_gives_no_data(cluster, namespace, prometheus, exporter, run_operator):
     objs = Objects(cluster.api, namespace)
     objs.create_deployment("app", "registry.local/app:1")
     exporter.set("rg_error_ratio", float("nan"), {"guard": namespace})
-    objs.create_guard("g", guard_spec("app", error_ratio_query(namespace)))
+    query = error_ratio_query(namespace)
+    # Until the first scrape the query has no series, a different NoData; start once it is NaN.
+    prometheus.wait_for(query, lambda result: result and result[0]["value"][1] == "NaN")
+    objs.create_guard("g", guard_spec("app", query))
     run_operator(namespace)
 
     def no_data() -> dict | None:
