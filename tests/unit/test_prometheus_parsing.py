@@ -4,7 +4,9 @@ No network: payloads are what prometheus-api-client's custom_query returns
 (`data.result`), and errors are the exceptions it raises, built directly.
 """
 
+import http.server
 import json
+import threading
 import time
 
 import pytest
@@ -198,14 +200,40 @@ def test_only_a_rejected_query_is_the_specs_fault(exc):
     assert classify_error(exc).outcome.is_spec_error is expected
 
 
-def test_bearer_token_is_sent_as_an_authorization_header_and_retries_are_off():
-    prom = Prometheus("http://127.0.0.1:9/", timeout_seconds=2, bearer_token="s3cret")
+def test_bearer_token_is_sent_as_an_authorization_header_and_retries_are_off(monkeypatch):
+    seen: list[dict[str, str]] = []
 
-    assert prom.url == "http://127.0.0.1:9"
-    assert prom._client.headers == {"Authorization": "Bearer s3cret"}
-    adapter = prom._client._session.get_adapter(prom.url)
-    assert adapter.max_retries.total == 0
-    prom.close()
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(dict(self.headers))
+            body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Should this environment set a proxy, local traffic still goes direct.
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    prom = Prometheus(
+        f"http://127.0.0.1:{server.server_port}/", timeout_seconds=2, bearer_token="s3cret"
+    )
+    try:
+        assert prom.url == f"http://127.0.0.1:{server.server_port}"
+        assert prom.query("up").outcome is Outcome.EMPTY
+        assert prom.query("up").outcome is Outcome.EMPTY
+        assert [h["Authorization"] for h in seen] == ["Bearer s3cret"] * 2
+        assert seen[0]["User-Agent"] == "releaseguard"
+        adapter = prom._client._session.get_adapter(prom.url)
+        assert adapter.max_retries.total == 0
+    finally:
+        prom.close()
+        server.shutdown()
 
 
 def test_unreachable_prometheus_is_no_data_within_the_timeout():
