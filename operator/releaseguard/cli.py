@@ -10,42 +10,21 @@ import argparse
 import asyncio
 import logging
 import os
-import statistics
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import kopf
 from kubernetes import client, config
 
 from releaseguard import handlers  # registers the Kopf handlers
+from releaseguard.adapters import metrics
 from releaseguard.adapters.kube import Kube
 from releaseguard.adapters.prometheus import PrometheusPool
 from releaseguard.service import GuardService
 
 log = logging.getLogger("releaseguard")
-
-
-class Stats:
-    """Evaluation lateness (how far behind schedule a tick started), for `make bench`."""
-
-    def __init__(self) -> None:
-        self._lateness: list[float] = []
-        self._lock = threading.Lock()
-
-    def record_lateness(self, seconds: float) -> None:
-        with self._lock:
-            self._lateness.append(max(0.0, seconds))
-            del self._lateness[:-10000]
-
-    def summary(self) -> str:
-        with self._lock:
-            data = sorted(self._lateness)
-        if not data:
-            return "lateness: no evaluations yet"
-        p99 = data[min(len(data) - 1, int(len(data) * 0.99))]
-        return f"lateness n={len(data)} median={statistics.median(data):.3f}s p99={p99:.3f}s"
 
 
 def _api_client() -> client.ApiClient:
@@ -54,6 +33,11 @@ def _api_client() -> client.ApiClient:
         return client.ApiClient()
     except config.ConfigException:
         return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +68,27 @@ def build_parser() -> argparse.ArgumentParser:
         "guard whose Prometheus hangs holds one for up to its timeout (env "
         "RELEASEGUARD_WORKERS, default 32)",
     )
+    run.add_argument(
+        "--status-heartbeat",
+        type=float,
+        metavar="SECONDS",
+        default=float(os.environ.get("RELEASEGUARD_STATUS_HEARTBEAT", "60")),
+        help="write a guard's status when anything but lastEvaluation's time and values "
+        "changed, and otherwise once per this many seconds; 0 writes every evaluation "
+        "(env RELEASEGUARD_STATUS_HEARTBEAT, default 60)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env_int("RELEASEGUARD_METRICS_PORT"),
+        help="serve the operator's Prometheus metrics on this port (0: any free port, "
+        "logged); off unless given (env RELEASEGUARD_METRICS_PORT)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default=os.environ.get("RELEASEGUARD_METRICS_ADDRESS", "0.0.0.0"),
+        help="address to serve metrics on (env RELEASEGUARD_METRICS_ADDRESS, default 0.0.0.0)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -98,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     api = _api_client()
     pool = PrometheusPool(query_threads=args.workers)
     memo = kopf.Memo(
-        service=GuardService(Kube(api), pool, args.prometheus_url),
-        stats=Stats(),
+        service=GuardService(
+            Kube(api), pool, args.prometheus_url, timedelta(seconds=args.status_heartbeat)
+        ),
         scope=", ".join(namespaces) if namespaces else "all namespaces",
     )
 
@@ -117,11 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             memo=memo,
         )
 
+    if args.metrics_port is not None:
+        port = metrics.serve(args.metrics_port, args.metrics_address)
+        log.info("serving metrics on http://%s:%d/metrics", args.metrics_address, port)
     try:
         asyncio.run(operate())
     finally:
         pool.close()
-        log.info("%s", memo.stats.summary())
     return 0
 
 

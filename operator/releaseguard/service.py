@@ -12,19 +12,22 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from releaseguard.adapters import metrics
 from releaseguard.adapters.kube import Kube, Missing, recovered_record
 from releaseguard.adapters.prometheus import Prometheus, PrometheusPool
+from releaseguard.domain.changes import Obj
 from releaseguard.domain.evaluate import evaluate
 from releaseguard.domain.guard import Decision, Event, decide, decide_inactive, record_action
 from releaseguard.domain.models import GuardSpec, GuardStatus, Phase
 from releaseguard.domain.observations import Observations
 from releaseguard.domain.plan import PlanKind
+from releaseguard.domain.writes import Stored, must_write
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ class GuardRef:
 
 @dataclass(frozen=True)
 class TickResult:
-    status: GuardStatus
+    status: GuardStatus  # the guard's state after this evaluation
+    stored: Stored | None  # what the API server holds now (None: unknown)
     events: tuple[Event, ...]
 
 
@@ -70,11 +74,13 @@ class GuardService:
         kube: Kube,
         prometheus: PrometheusPool,
         default_prometheus_url: str | None,
+        status_heartbeat: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.kube = kube
         self.prometheus = prometheus
         self.default_prometheus_url = default_prometheus_url
+        self.status_heartbeat = status_heartbeat
         self.clock = clock
 
     def tick(
@@ -83,9 +89,17 @@ class GuardService:
         raw_spec: Mapping[str, Any],
         annotations: Mapping[str, str],
         status: GuardStatus,
+        stored: Stored | None,
+        cached_target: tuple[Obj, list[Obj]] | None = None,
     ) -> TickResult:
-        decision = self._decide(guard, raw_spec, annotations, status)
-        status, events = decision.status, list(decision.events)
+        """`status`: the guard's state after its previous evaluation; `stored`: what the
+        API server holds (see `domain.writes`); `cached_target`: the target Deployment and
+        its ReplicaSets as the operator's watches last saw them (None: read them)."""
+        decision = self._decide(guard, raw_spec, annotations, status, cached_target)
+        status = decision.status
+        now = self.clock()
+        if not must_write(stored, status, now, self.status_heartbeat):
+            return TickResult(status, stored, decision.events)
         try:
             self.kube.patch_status(guard.namespace, guard.name, status.merge_patch())
         except ApiException as exc:
@@ -96,7 +110,9 @@ class GuardService:
                 exc.status,
                 exc.reason,
             )
-        return TickResult(status, tuple(events))
+            return TickResult(status, stored, decision.events)
+        metrics.STATUS_WRITES.inc()
+        return TickResult(status, Stored(status, now), decision.events)
 
     def _decide(
         self,
@@ -104,6 +120,7 @@ class GuardService:
         raw_spec: Mapping[str, Any],
         annotations: Mapping[str, str],
         status: GuardStatus,
+        cached_target: tuple[Obj, list[Obj]] | None,
     ) -> Decision:
         now = self.clock()
         ns = guard.namespace
@@ -123,7 +140,9 @@ class GuardService:
                 now,
             )
         try:
-            target, target_sets, facts = self.kube.target_facts(ns, spec.target.deployment)
+            target, target_sets, facts = self.kube.target_facts(
+                ns, spec.target.deployment, cached_target
+            )
             client = self._prometheus(ns, spec)
         except Missing as exc:
             return decide_inactive(
@@ -187,6 +206,7 @@ class GuardService:
             decision.reason,
             self.clock,
         )
+        metrics.ACTIONS.labels(record.type.value, record.result.value).inc()
         log.info(
             "%s/%s: action %s %s %s decision-to-patch %.1f ms",
             ns,

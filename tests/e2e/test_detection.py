@@ -11,6 +11,7 @@ import pytest
 from objects import Objects, condition
 from private_prometheus import PrivatePrometheus
 
+from devcluster.launch import EVERY_EVALUATION
 from waiting import wait_until
 
 
@@ -186,7 +187,7 @@ def test_prometheus_stopped_holds_without_breaching(
         prometheus={"url": prom.url, "timeoutSeconds": 1},
     )
     objs.create_guard("g", spec)
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
     wait_until(
         lambda: (objs.status("g").get("lastEvaluation") or {}).get("consecutiveBreaches", 0) >= 2,
         timeout=60,
@@ -338,7 +339,7 @@ def test_a_hung_prometheus_does_not_stall_other_guards(
             f"hung-{i}", guard_spec("app", query, prometheus={"url": hung.url, "timeoutSeconds": 5})
         )
     objs.create_guard("healthy", guard_spec("app", query))
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
 
     times: set[str] = set()
 

@@ -13,11 +13,14 @@ from typing import Any
 from objects import Objects, condition, deployment_available
 from test_containment import spec as containment_spec
 
+from devcluster.launch import EVERY_EVALUATION
 from waiting import wait_until
 
 CONTAIN_NOW = "releaseguard.io/contain-now"
 REARM = "releaseguard.io/rearm"
 IRREVERSIBLE = "releaseguard.io/irreversible"
+# These tests assert that nothing happens over several evaluations, which they see
+# through status: so the operator writes every one (test_status_writes covers the default).
 
 
 # --------------------------------------------------------------------------- helpers
@@ -124,7 +127,7 @@ def contained_by_flag(objs: Objects, exporter: Any, run_operator: Any, **extra: 
     objs.create_config_map("flags", {"new-checkout": "true"})
     breach(exporter, ns)
     objs.create_guard("g", spec(ns, [flag_step()], **extra))
-    run_operator(ns)
+    run_operator(ns, *EVERY_EVALUATION)
     status = wait_phase(objs, "g", "Contained")
     assert objs.config_map("flags")["data"]["new-checkout"] == "false"
     return status
@@ -143,7 +146,7 @@ def rolled_out_with_known_good(
     objs.create_deployment("app", "registry.local/app:1")
     heal(exporter, ns)
     objs.create_guard("g", spec(ns, steps, knownGoodAfterSeconds=2, **extra))
-    run_operator(ns)
+    run_operator(ns, *EVERY_EVALUATION)
     good = wait_status(objs, "g", lambda s: s.get("lastKnownGood"))["lastKnownGood"]
     assert good["revision"] == "1"
     # Revision 2 must not become known-good too, or Rollback would have nothing to do.
@@ -205,7 +208,7 @@ def test_a_consumer_is_scaled_to_zero(cluster, namespace, exporter, run_operator
     breach(exporter, namespace)
     step = {"type": "Scale", "scale": {"deployment": "consumer", "replicas": 0}}
     objs.create_guard("g", spec(namespace, [step]))
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
 
     status = wait_phase(objs, "g", "Contained")
     (action,) = status["actions"]
@@ -321,7 +324,7 @@ def test_readiness_reports_each_broken_step_before_any_incident(
     ]
     heal(exporter, namespace)
     objs.create_guard("g", spec(namespace, steps))
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
     wait_status(objs, "g", lambda s: (s.get("release") or {}).get("revision") == "1")
     objs.set_image("app", "registry.local/app:2")
 
@@ -372,7 +375,7 @@ def test_dry_run_records_what_it_would_change_and_changes_nothing(
     ]
     breach(exporter, namespace)
     objs.create_guard("g", spec(namespace, steps, dryRun=True, escalateAfterSeconds=2))
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
 
     phases: list[str] = []
 
@@ -423,7 +426,7 @@ def test_contain_now_applies_the_cheapest_step_while_healthy(
     heal(exporter, namespace)
     steps = [{"type": "Scale", "scale": {"deployment": "canary", "replicas": 0}}, flag_step()]
     objs.create_guard("g", spec(namespace, steps))
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
     wait_status(
         objs,
         "g",
@@ -500,7 +503,7 @@ def test_a_restart_does_not_rerun_an_annotation(cluster, namespace, exporter, ru
     objs.create_config_map("flags", {"new-checkout": "true"})
     heal(exporter, namespace)
     objs.create_guard("g", spec(namespace, [flag_step()]))
-    first = run_operator(namespace)
+    first = run_operator(namespace, *EVERY_EVALUATION)
     wait_phase(objs, "g", "Watching")
 
     objs.annotate_guard("g", CONTAIN_NOW, "abc")
@@ -509,7 +512,7 @@ def test_a_restart_does_not_rerun_an_annotation(cluster, namespace, exporter, ru
     wait_status(objs, "g", lambda s: (s.get("incident") or {}).get("recoveredAt"))
     first.stop()
 
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
     seen = wait_evaluations(objs, "g", 3)
     assert {len(s["actions"]) for s in seen.values()} == {1}, seen
     assert objs.config_map("flags")["data"]["new-checkout"] == "false"
@@ -534,7 +537,7 @@ def test_a_guard_keeps_guarding_after_its_release_is_known_good(
     objs.create_config_map("flags", {"new-checkout": "true"})
     heal(exporter, namespace)
     objs.create_guard("g", spec(namespace, [flag_step()], knownGoodAfterSeconds=2))
-    run_operator(namespace)
+    run_operator(namespace, *EVERY_EVALUATION)
     good = wait_status(objs, "g", lambda s: s.get("lastKnownGood"))["lastKnownGood"]
     assert good["revision"] == "1"
 

@@ -1,23 +1,18 @@
 """Benchmark: what the operator costs with 1, 100 and 1000 guards on the local cluster.
 
 For each N: a fresh namespace with one Deployment (kwok makes it Ready) and N guards at
-intervalSeconds 10, each with one cheap metric the local Prometheus answers (`sum(up)`,
-max 1e9, so Healthy) and no steps. One operator process for that namespace. Once every
-guard has been evaluated twice (warm-up), a fixed window (default 60 s) measures:
+intervalSeconds 10, each with one cheap metric the local Prometheus always answers with
+one number (`vector(1)`, max 1e9, so Healthy) and no steps. One operator process for
+that namespace. Once every guard has been evaluated and 2N evaluations have run
+(warm-up), a fixed window (default 60 s) measures:
 
 - operator CPU: utime+stime delta of the process (all its threads) / wall time => cores;
 - operator memory: VmRSS at the end of the window, VmHWM (peak, start-up included);
-- evaluations: a watch on the guards collects every status.lastEvaluation.time written
-  in the window. Achieved evaluations/s is compared with N / intervalSeconds.
-  Lateness = time between two consecutive evaluations of a guard minus intervalSeconds
-  (the times are the operator's own clock when each tick started its work, so they
-  include waiting for a worker thread). It shows jitter and falling behind; a delay that
-  is exactly constant from tick to tick would not show (none is expected: it would need
-  a constantly full worker queue, which would also show as missing evaluations/s);
-- the operator's own `lateness n=.. median=.. p99=..` line, logged when it exits on
-  SIGTERM, printed as well: it covers the whole run including start-up (ticks start
-  late while a thousand daemons spawn), measured when each tick starts in its worker
-  thread against its schedule (ticks skipped when running late are not counted);
+- from the operator's own /metrics (read at both ends of the window): evaluations/s
+  (compared with N / intervalSeconds), status writes/s (on change, else once per
+  --status-heartbeat), and lateness: how long after its schedule each evaluation
+  started, waiting for a free worker thread included (a histogram, so quantiles are
+  reported as the bound of the bucket that holds them);
 - kube-apiserver and etcd CPU over the same window (from /proc), and how busy the whole
   machine was (other people's tests included).
 
@@ -32,28 +27,23 @@ Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 import os
 import re
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 import devcluster
@@ -69,17 +59,14 @@ from waiting import wait_until
 INTERVAL = 10
 WORKERS = 8
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+EVALUATIONS = "releaseguard_evaluations_total"
+WRITES = "releaseguard_status_writes_total"
+LATENESS = "releaseguard_evaluation_lateness_seconds"
 TARGETS = {"cores": 0.3, "rss_mib": 250 * 1e6 / 2**20, "lateness_p99": 2.0}
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def pct(data: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(data)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -108,10 +95,6 @@ def machine_busy() -> tuple[float, float]:
     return sum(values) - idle, sum(values)
 
 
-def ts(text: str | None) -> float | None:
-    return datetime.fromisoformat(text).timestamp() if text else None
-
-
 @dataclass
 class Result:
     guards: int
@@ -120,9 +103,10 @@ class Result:
     cores: float = 0.0
     rss_mib: float = 0.0
     hwm_mib: float = 0.0
-    evaluations: int = 0
-    lateness: list[float] = field(default_factory=list)
-    operator_line: str = ""
+    evaluations: float = 0.0
+    status_writes: float = 0.0
+    # lateness histogram over the window: (upper bound in seconds, cumulative count)
+    lateness: list[tuple[float, float]] = field(default_factory=list)
     apiserver_cores: float = 0.0
     etcd_cores: float = 0.0
     machine_cores: float = 0.0
@@ -133,58 +117,16 @@ class Result:
     def eval_rate(self) -> float:
         return self.evaluations / self.window if self.window else 0.0
 
+    @property
+    def write_rate(self) -> float:
+        return self.status_writes / self.window if self.window else 0.0
 
-class Collector:
-    """Every lastEvaluation.time written to the namespace's guards, through one watch."""
-
-    def __init__(self, custom: client.CustomObjectsApi, ns: str, rv: str) -> None:
-        self.custom = custom
-        self.ns = ns
-        self.rv = rv
-        self.times: dict[str, list[float]] = defaultdict(list)
-        self.events = 0
-        self._stop = threading.Event()
-        self._watch = watch.Watch()
-        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
-
-    def start(self) -> Collector:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for event in self._watch.stream(
-                    self.custom.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.ns,
-                    PLURAL,
-                    resource_version=self.rv,
-                    timeout_seconds=300,
-                ):
-                    obj = event["object"]
-                    self.rv = obj["metadata"]["resourceVersion"]
-                    self.events += 1
-                    at = ts(((obj.get("status") or {}).get("lastEvaluation") or {}).get("time"))
-                    seen = self.times[obj["metadata"]["name"]]
-                    if at is not None and (not seen or at > seen[-1]):
-                        seen.append(at)
-                    if self._stop.is_set():
-                        return
-            except ApiException as exc:
-                if exc.status != 410:
-                    raise
-                self.rv = ""  # too old: start from the current state
-            except Exception:  # the stream was closed by stop()
-                if self._stop.is_set():
-                    return
-                raise
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._watch.stop()
-        self._thread.join(timeout=10)
+    def late(self, q: float) -> float:
+        """The upper bound of the histogram bucket holding the q-quantile of lateness."""
+        total = self.lateness[-1][1] if self.lateness else 0.0
+        if not total:
+            return float("nan")
+        return next(le for le, count in self.lateness if count >= q * total)
 
 
 class Bench:
@@ -269,61 +211,51 @@ class Bench:
             spec = {
                 "target": {"deployment": "app"},
                 "intervalSeconds": INTERVAL,
-                "metrics": [{"name": "up", "query": "sum(up)", "max": 1e9}],
+                "metrics": [{"name": "up", "query": "vector(1)", "max": 1e9}],
             }
             t0 = time.monotonic()
             self.parallel(lambda i: objs.create_guard(f"g-{i:04d}", spec), list(range(n)))
             say(f"  N={n}: {n} guards created in {time.monotonic() - t0:.1f}s ({WORKERS} workers)")
 
             log_path = self.info.log_dir / f"{ns}-operator.log"
-            operator = launch.spawn_operator(self.info, ns, log_path, self.env)
+            operator = launch.spawn_operator(
+                self.info, ns, log_path, self.env, *launch.LOCAL_METRICS
+            )
             pid = operator.pid
             started = time.monotonic()
             launch.wait_operator_ready(log_path)
-            first: dict[str, str] = {}
+            metrics_url = launch.operator_metrics_url(log_path)
 
-            def evaluated(times: int) -> bool:
+            def all_evaluated() -> bool:
                 items = self.list_guards(ns)["items"]
-                done = 0
-                for g in items:
-                    at = ((g.get("status") or {}).get("lastEvaluation") or {}).get("time")
-                    name = g["metadata"]["name"]
-                    if at and times == 1:
-                        first.setdefault(name, at)
-                        done += 1
-                    elif at and at != first.get(name, at):
-                        done += 1
-                return done == n
+                return all((g.get("status") or {}).get("lastEvaluation") for g in items)
+
+            def evaluations() -> float:
+                return launch.read_metrics(metrics_url).get(EVALUATIONS, 0.0)
 
             deadline = 120 + n * 0.5
-            wait_until(lambda: evaluated(1), timeout=deadline, interval=1, describe="evaluated")
+            wait_until(all_evaluated, timeout=deadline, interval=1, describe="evaluated")
             result.start_seconds = time.monotonic() - started
             say(f"  N={n}: every guard evaluated {result.start_seconds:.1f}s after start")
-            wait_until(lambda: evaluated(2), timeout=deadline, interval=1, describe="2nd eval")
-            say(f"  N={n}: warm-up done (every guard evaluated twice); measuring {self.window:g}s")
+            wait_until(lambda: evaluations() >= 2 * n, timeout=deadline, interval=1)
+            say(f"  N={n}: warm-up done ({2 * n} evaluations); measuring {self.window:g}s")
 
-            listed = self.list_guards(ns)
-            collector = Collector(self.custom, ns, listed["metadata"]["resourceVersion"])
-            for g in listed["items"]:  # each guard's evaluation before the window
-                at = ts(((g.get("status") or {}).get("lastEvaluation") or {}).get("time"))
-                if at is not None:
-                    collector.times[g["metadata"]["name"]].append(at)
-            collector.start()
             api_pid = self.info.pids.get("kube-apiserver")
             etcd_pid = self.info.pids.get("etcd")
+            m0 = launch.read_metrics(metrics_url)
             w0, c0 = time.time(), cpu_seconds(pid)
             a0 = cpu_seconds(api_pid) if api_pid else None
             e0 = cpu_seconds(etcd_pid) if etcd_pid else None
-            m0 = machine_busy()
+            busy0 = machine_busy()
             b0 = resource.getrusage(resource.RUSAGE_SELF)
             time.sleep(self.window)  # the measurement window itself, not a wait for a state
             w1, c1 = time.time(), cpu_seconds(pid)
             a1 = cpu_seconds(api_pid) if api_pid else None
             e1 = cpu_seconds(etcd_pid) if etcd_pid else None
-            m1 = machine_busy()
+            busy1 = machine_busy()
             b1 = resource.getrusage(resource.RUSAGE_SELF)
+            m1 = launch.read_metrics(metrics_url)
             rss, hwm = vm_kib(pid, "VmRSS"), vm_kib(pid, "VmHWM")
-            collector.stop()
             wall = w1 - w0
             result.window = wall
             assert c0 is not None and c1 is not None, "the operator died"
@@ -336,25 +268,18 @@ class Bench:
                 result.etcd_cores = (e1 - e0) / wall
             result.bench_cores = (b1.ru_utime + b1.ru_stime - b0.ru_utime - b0.ru_stime) / wall
             ncpu = os.cpu_count() or 1
-            result.machine_cores = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * ncpu
-            for times in collector.times.values():
-                inside = [t for t in times if w0 <= t <= w1]
-                result.evaluations += len(inside)
-                result.lateness += [
-                    b - a - INTERVAL for a, b in itertools.pairwise(times) if w0 <= b <= w1
-                ]
+            result.machine_cores = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]) * ncpu
+            result.evaluations = m1.get(EVALUATIONS, 0.0) - m0.get(EVALUATIONS, 0.0)
+            result.status_writes = m1.get(WRITES, 0.0) - m0.get(WRITES, 0.0)
+            result.lateness = lateness_histogram(m0, m1)
 
             if profile:
                 result.profile = self.profile(pid, ns)
-
-            # SIGTERM, then the operator's own lateness line
             os.killpg(pid, signal.SIGTERM)
             try:
                 operator.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 say("  operator did not exit within 120s of SIGTERM")
-            match = re.findall(r"lateness n=.*", log_path.read_text())
-            result.operator_line = match[-1] if match else "(no lateness line: killed?)"
         finally:
             self.cleanup(ns, pid)
         return result
@@ -460,32 +385,40 @@ def _short(frame: str) -> str:
     return re.sub(r"\(/.*?(site-packages/|lib/python3\.\d+/|operator/)", "(", frame)
 
 
+def lateness_histogram(m0: dict[str, float], m1: dict[str, float]) -> list[tuple[float, float]]:
+    """The operator's lateness histogram over a window: (le, cumulative count) by le."""
+    buckets = []
+    for key, value in m1.items():
+        match = re.fullmatch(re.escape(LATENESS) + r'_bucket\{le="([^"]+)"\}', key)
+        if match:
+            buckets.append((float(match.group(1)), value - m0.get(key, 0.0)))
+    return sorted(buckets)
+
+
 def report(results: list[Result]) -> None:
     say()
     say(f"operator cost at intervalSeconds {INTERVAL} (1 query per guard, no steps):")
     say(
         f"{'guards':>6} {'cores':>6} {'RSS MiB':>8} {'peak MiB':>8} {'late p50':>8} "
-        f"{'late p99':>8} {'late max':>8} {'evals/s':>8} {'expected':>8} "
+        f"{'late p99':>8} {'evals/s':>8} {'expected':>8} {'writes/s':>8} "
         f"{'apiserver':>9} {'etcd':>5} {'bench':>5} {'machine':>7} {'start':>6}"
     )
     for r in results:
-        late = r.lateness or [float("nan")]
         say(
             f"{r.guards:6d} {r.cores:6.3f} {r.rss_mib:8.1f} {r.hwm_mib:8.1f} "
-            f"{statistics.median(late):7.3f}s {pct(late, 0.99):7.3f}s {max(late):7.3f}s "
-            f"{r.eval_rate:8.2f} {r.guards / INTERVAL:8.2f} "
+            f"{'<=' + format(r.late(0.5), 'g'):>7}s {'<=' + format(r.late(0.99), 'g'):>7}s "
+            f"{r.eval_rate:8.2f} {r.guards / INTERVAL:8.2f} {r.write_rate:8.2f} "
             f"{r.apiserver_cores:9.3f} {r.etcd_cores:5.2f} {r.bench_cores:5.2f} "
             f"{r.machine_cores:5.2f}/2 "
             f"{r.start_seconds:5.1f}s"
         )
     say("  cores = operator utime+stime / wall over the window; apiserver/etcd likewise (cores);")
-    say("  bench = this script (its watch on the guards); machine = all CPUs busy (cores, of")
-    say("  2), other people's tests included;")
-    say("  late = time between consecutive evaluations of a guard - intervalSeconds;")
+    say("  bench = this script; machine = all CPUs busy (cores, of 2), other people's tests")
+    say("  included; late = how long after its schedule an evaluation started (the operator's")
+    say("  releaseguard_evaluation_lateness_seconds histogram over the window: the bucket")
+    say("  bound holding the quantile); evals/s and writes/s from its counters (status writes")
+    say("  happen on change, else once per --status-heartbeat, default 60s);")
     say("  start = operator start -> every guard has a lastEvaluation.")
-    say("operator's own lateness line at SIGTERM (whole run, start-up included):")
-    for r in results:
-        say(f"  N={r.guards:5d}: {r.operator_line}")
     big = max(results, key=lambda r: r.guards)
     say()
     say(
@@ -494,7 +427,7 @@ def report(results: list[Result]) -> None:
     )
     if big.guards != 1000:
         say(f"  (largest N measured is {big.guards}; the targets are for 1000)")
-    p99 = pct(big.lateness, 0.99) if big.lateness else float("nan")
+    p99 = big.late(0.99)
     for label, value, target, unit in (
         ("CPU", big.cores, TARGETS["cores"], " cores"),
         ("RSS", big.rss_mib, TARGETS["rss_mib"], " MiB"),

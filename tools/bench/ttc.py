@@ -151,7 +151,12 @@ class Bench:
             self.info, self.ns, "checkout", ROUTE, self.rate, self.sim_log, self.env
         )
         self.pids.append(sim.pid)
-        operator = launch.spawn_operator(self.info, self.ns, self.operator_log, self.env)
+        # Every evaluation written: trials read the tick phase and the re-armed Healthy
+        # evaluation from status. Detection does not depend on it: a breach is a change,
+        # written at once under any heartbeat.
+        operator = launch.spawn_operator(
+            self.info, self.ns, self.operator_log, self.env, "--status-heartbeat", "0"
+        )
         self.pids.append(operator.pid)
         self.sim_port = launch.trafficsim_port(self.sim_log)
         launch.wait_operator_ready(self.operator_log)

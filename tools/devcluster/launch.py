@@ -14,19 +14,26 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from devcluster.cluster import ClusterInfo
 from devcluster.processes import spawn
 
 OPERATOR_READY = "watching ReleaseGuards"
+OPERATOR_METRICS = "serving metrics on "
+# Operator arguments: write the guard's status on every evaluation (default: on change,
+# else once a minute), for callers that watch evaluations happen through the status.
+EVERY_EVALUATION = ("--status-heartbeat", "0")
+# Operator arguments: its own metrics on a free local port, logged (see operator_metrics).
+LOCAL_METRICS = ("--metrics-port", "0", "--metrics-address", "127.0.0.1")
 TRAFFICSIM_READY = "listening on"
 
 
 def spawn_operator(
-    info: ClusterInfo, namespace: str, log_path: Path, env: Mapping[str, str]
+    info: ClusterInfo, namespace: str, log_path: Path, env: Mapping[str, str], *extra: str
 ) -> subprocess.Popen[bytes]:
     """`releaseguard run` for one namespace against this cluster's Prometheus."""
-    return spawn(operator_argv(namespace, info.prometheus_url), log_path, env)
+    return spawn(operator_argv(namespace, info.prometheus_url, *extra), log_path, env)
 
 
 def operator_argv(namespace: str, prometheus_url: str, *extra: str) -> list[str]:
@@ -88,6 +95,23 @@ def trafficsim_port(log_path: Path, timeout: float = 30) -> int:
 
 def wait_operator_ready(log_path: Path, timeout: float = 60) -> None:
     wait_for_line(log_path, OPERATOR_READY, "the operator", timeout)
+
+
+def operator_metrics_url(log_path: Path, timeout: float = 60) -> str:
+    """Where an operator started with LOCAL_METRICS serves /metrics, from its log."""
+    line = wait_for_line(log_path, OPERATOR_METRICS, "the operator", timeout)
+    return line.split(OPERATOR_METRICS, 1)[1].strip()
+
+
+def read_metrics(url: str) -> dict[str, float]:
+    """Every sample on a /metrics page, keyed `name{label="value",...}` (labels sorted)."""
+    text = requests.get(url, timeout=5).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
 
 
 def query_value(prometheus_url: str, promql: str) -> float | None:

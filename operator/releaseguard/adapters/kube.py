@@ -133,10 +133,21 @@ class Kube:
             if any(o.get("uid") == uid for o in rs["metadata"].get("ownerReferences") or [])
         ]
 
-    def target_facts(self, ns: str, name: str) -> tuple[Obj, list[Obj], TargetFacts]:
-        deployment = self.deployment(ns, name)
-        sets = self.replica_sets(ns, deployment)
-        current = changes.current_replica_set(deployment, sets)
+    def target_facts(
+        self, ns: str, name: str, cached: tuple[Obj, list[Obj]] | None = None
+    ) -> tuple[Obj, list[Obj], TargetFacts]:
+        """The target and its ReplicaSets, from `cached` (the operator's watch-fed copies)
+        when it holds the current revision's ReplicaSet, read from the API otherwise:
+        the two kinds arrive on separate watches, so a rollout can show the new
+        Deployment a moment before its ReplicaSet."""
+        current = None
+        if cached is not None:
+            deployment, sets = cached
+            current = changes.current_replica_set(deployment, sets)
+        if current is None:
+            deployment = self.deployment(ns, name)
+            sets = self.replica_sets(ns, deployment)
+            current = changes.current_replica_set(deployment, sets)
         status = deployment.get("status") or {}
         wanted = (deployment.get("spec") or {}).get("replicas", 1)
         # The release is available once its rollout is complete (as `kubectl rollout
