@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -25,6 +29,26 @@ from releaseguard.adapters.prometheus import PrometheusPool
 from releaseguard.service import GuardService
 
 log = logging.getLogger("releaseguard")
+TRIM_SECONDS = 60.0
+
+
+def _return_freed_memory(every: float = TRIM_SECONDS) -> None:
+    """Hand memory that is free again back to the OS, every `every` seconds, from a
+    daemon thread. Taking on a thousand new guards at once (Kopf adds its finalizer to
+    each) briefly needs ~85 MiB more; glibc keeps that in its free lists, so RSS stayed
+    at 277 MiB instead of 195 MiB (1,000 guards, tools/bench/scale.py). No-op where the
+    C library has no malloc_trim (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is None:
+        return
+
+    def loop() -> None:
+        while True:
+            time.sleep(every)  # a period, not a wait for a state
+            trim(0)
+
+    threading.Thread(target=loop, name="malloc-trim", daemon=True).start()
 
 
 def _api_client() -> client.ApiClient:
@@ -123,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             memo=memo,
         )
 
+    _return_freed_memory()
     if args.metrics_port is not None:
         port = metrics.serve(args.metrics_port, args.metrics_address)
         log.info("serving metrics on http://%s:%d/metrics", args.metrics_address, port)
