@@ -35,9 +35,9 @@ TRIM_SECONDS = 60.0
 def _return_freed_memory(every: float = TRIM_SECONDS) -> None:
     """Hand memory that is free again back to the OS, every `every` seconds, from a
     daemon thread. Taking on a thousand new guards at once (Kopf adds its finalizer to
-    each) briefly needs ~85 MiB more; glibc keeps that in its free lists, so RSS stayed
-    at 277 MiB instead of 195 MiB (1,000 guards, tools/bench/scale.py). No-op where the
-    C library has no malloc_trim (musl, macOS)."""
+    each, each writes its first status) briefly needs ~85 MiB more; glibc keeps that in
+    its free lists, so RSS stayed at 277 MiB instead of 195 MiB (1,000 guards, VmRSS
+    100 s after start). No-op where the C library has no malloc_trim (musl, macOS)."""
     name = ctypes.util.find_library("c")
     trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
     if trim is None:
