@@ -110,6 +110,25 @@ CANARY_STEP = {
 }
 
 
+def error_rate(query: str, bound: float = 0.02) -> dict[str, Any]:
+    return {"name": "error-rate", "query": query, "max": bound}
+
+
+def story_guard(
+    target: str, metrics: list[dict[str, Any]], steps: list[dict[str, Any]], **fields: Any
+) -> dict[str, Any]:
+    """A guard on Deployment `target`, evaluated every second, confirming a breach after
+    two breaching evaluations unless `fields` say otherwise."""
+    return {
+        "target": {"deployment": target},
+        "intervalSeconds": 1,
+        "consecutiveBreaches": 2,
+        "metrics": metrics,
+        "steps": steps,
+        **fields,
+    }
+
+
 def route_weights(objs: Objects, name: str = "checkout") -> dict[str, int]:
     refs = objs.http_route(name)["spec"]["rules"][0]["backendRefs"]
     return {r["name"]: r["weight"] for r in refs}
@@ -174,21 +193,7 @@ def test_canary_checkout_errors_move_weight_off_the_canary_and_errors_recover(
     objs = Objects(cluster.api, namespace)
     canary_app(objs)
     sim, overall = error_free_traffic(traffic, prometheus, namespace, http_route="checkout")
-    objs.create_guard(
-        "checkout",
-        {
-            "target": {"deployment": "checkout-v2"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 2,
-            "metrics": [{"name": "error-rate", "query": overall, "max": 0.02}],
-            "steps": [
-                {
-                    "type": "CanaryWeight",
-                    "canaryWeight": {"httpRoute": "checkout", "canaryBackend": "checkout-v2"},
-                }
-            ],
-        },
-    )
+    objs.create_guard("checkout", story_guard("checkout-v2", [error_rate(overall)], [CANARY_STEP]))
     run_operator(namespace)
     wait_until(
         lambda: (objs.status("checkout").get("lastEvaluation") or {}).get("verdict") == "Healthy",
@@ -256,20 +261,14 @@ def test_blue_green_latency_regression_points_the_service_back_at_blue_and_p99_r
     )
     p99 = p99_latency(namespace, "shop")
     prometheus.wait_for(p99, below(0.2), timeout=30)
+    blue = {"service": "shop", "selectorKey": "color", "stableValue": "blue"}
     objs.create_guard(
         "shop",
-        {
-            "target": {"deployment": "shop-green"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 2,
-            "metrics": [{"name": "p99-latency", "query": p99, "max": 0.2}],
-            "steps": [
-                {
-                    "type": "BlueGreen",
-                    "blueGreen": {"service": "shop", "selectorKey": "color", "stableValue": "blue"},
-                }
-            ],
-        },
+        story_guard(
+            "shop-green",
+            [{"name": "p99-latency", "query": p99, "max": 0.2}],
+            [{"type": "BlueGreen", "blueGreen": blue}],
+        ),
     )
     run_operator(namespace)
     wait_status(objs, "shop", lambda s: verdict(s) == "Healthy")
@@ -304,14 +303,7 @@ def test_plain_deployment_bad_image_is_rolled_back_to_the_last_known_good_and_er
     sim, overall = error_free_traffic(traffic, prometheus, namespace, app="web", service="web")
     objs.create_guard(
         "web",
-        {
-            "target": {"deployment": "web"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 2,
-            "knownGoodAfterSeconds": 3,
-            "metrics": [{"name": "error-rate", "query": overall, "max": 0.02}],
-            "steps": [{"type": "Rollback"}],
-        },
+        story_guard("web", [error_rate(overall)], [{"type": "Rollback"}], knownGoodAfterSeconds=3),
     )
     run_operator(namespace)
     good = wait_status(objs, "web", lambda s: s.get("lastKnownGood"))["lastKnownGood"]
@@ -374,17 +366,12 @@ def test_conversion_drop_alone_turns_the_feature_flag_off(
     prometheus.wait_for(conversion, above(0.05), timeout=30)
     objs.create_guard(
         "checkout",
-        {
-            "target": {"deployment": "checkout-v2"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 2,
-            "escalateAfterSeconds": 300,
-            "metrics": [
-                {"name": "error-rate", "query": overall, "max": 0.05},
-                {"name": "conversion", "query": conversion, "min": 0.05},
-            ],
-            "steps": [CANARY_STEP, flags_step()],
-        },
+        story_guard(
+            "checkout-v2",
+            [error_rate(overall, 0.05), {"name": "conversion", "query": conversion, "min": 0.05}],
+            [CANARY_STEP, flags_step()],
+            escalateAfterSeconds=300,
+        ),
     )
     run_operator(namespace)
     wait_status(objs, "checkout", lambda s: verdict(s) == "Healthy")
@@ -440,20 +427,18 @@ def test_migration_already_ran_refuses_rollback_and_contains_with_flag_then_cana
     sim, overall = error_free_traffic(traffic, prometheus, namespace, http_route="checkout")
     objs.create_guard(
         "checkout",
-        {
-            "target": {"deployment": "checkout-v2"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 2,
-            "escalateAfterSeconds": 3,
-            "metrics": [{"name": "error-rate", "query": overall, "max": 0.02}],
+        story_guard(
+            "checkout-v2",
+            [error_rate(overall)],
             # Rollback is the team's first choice here (cost 5), if it were possible.
-            "steps": [
+            [
                 {"type": "Rollback", "rollback": {"toRevision": "Previous"}, "cost": 5},
                 flags_step(),
                 CANARY_STEP,
             ],
-            "irreversibleChanges": {"jobs": ["checkout-migrate-v2"]},
-        },
+            escalateAfterSeconds=3,
+            irreversibleChanges={"jobs": ["checkout-migrate-v2"]},
+        ),
     )
     run_operator(namespace)
     status = wait_status(objs, "checkout", lambda s: verdict(s) == "Healthy")
@@ -514,18 +499,13 @@ def test_migration_already_ran_and_the_flag_does_not_help_ends_exhausted(
     prometheus.wait_for(overall, above(0.02), timeout=30)
     objs.create_guard(
         "web",
-        {
-            "target": {"deployment": "web"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 2,
-            "escalateAfterSeconds": 3,
-            "metrics": [{"name": "error-rate", "query": overall, "max": 0.02}],
-            "steps": [
-                {"type": "Rollback", "rollback": {"toRevision": "Previous"}},
-                flags_step("web-flags"),
-            ],
-            "irreversibleChanges": {"jobs": ["web-migrate-2"]},
-        },
+        story_guard(
+            "web",
+            [error_rate(overall)],
+            [{"type": "Rollback", "rollback": {"toRevision": "Previous"}}, flags_step("web-flags")],
+            escalateAfterSeconds=3,
+            irreversibleChanges={"jobs": ["web-migrate-2"]},
+        ),
     )
     run_operator(namespace)
 
@@ -563,14 +543,12 @@ def test_escalation_when_the_flag_does_not_stop_the_errors_the_canary_weight_doe
     sim, overall = error_free_traffic(traffic, prometheus, namespace, http_route="checkout")
     objs.create_guard(
         "checkout",
-        {
-            "target": {"deployment": "checkout-v2"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 2,
-            "escalateAfterSeconds": 3,
-            "metrics": [{"name": "error-rate", "query": overall, "max": 0.02}],
-            "steps": [CANARY_STEP, flags_step()],
-        },
+        story_guard(
+            "checkout-v2",
+            [error_rate(overall)],
+            [CANARY_STEP, flags_step()],
+            escalateAfterSeconds=3,
+        ),
     )
     run_operator(namespace)
     wait_status(objs, "checkout", lambda s: verdict(s) == "Healthy")
@@ -619,15 +597,9 @@ def test_noise_single_spikes_near_the_bound_never_confirm_a_breach(
         f" / sum(irate(http_requests_total{{{sel}}}[{WINDOW}]))"
     )
     prometheus.wait_for(noisy, lambda r: r and 0.005 < float(r[0]["value"][1]) < 0.015)
+    scale_down = {"type": "Scale", "scale": {"deployment": "web", "replicas": 0}}
     objs.create_guard(
-        "web",
-        {
-            "target": {"deployment": "web"},
-            "intervalSeconds": 1,
-            "consecutiveBreaches": 3,
-            "metrics": [{"name": "error-rate", "query": noisy, "max": 0.02}],
-            "steps": [{"type": "Scale", "scale": {"deployment": "web", "replicas": 0}}],
-        },
+        "web", story_guard("web", [error_rate(noisy)], [scale_down], consecutiveBreaches=3)
     )
     run_operator(namespace)
     wait_status(objs, "web", lambda s: verdict(s) == "Healthy")

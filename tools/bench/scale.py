@@ -70,22 +70,8 @@ def say(text: str = "") -> None:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
-
-
-def vm_kib(pid: int, key: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{key}:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None
+    stat = processes.proc_stat(pid)
+    return stat.cpu_ticks / CLK_TCK if stat else None
 
 
 def machine_busy() -> tuple[float, float]:
@@ -255,7 +241,7 @@ class Bench:
             busy1 = machine_busy()
             b1 = resource.getrusage(resource.RUSAGE_SELF)
             m1 = launch.read_metrics(metrics_url)
-            rss, hwm = vm_kib(pid, "VmRSS"), vm_kib(pid, "VmHWM")
+            rss, hwm = processes.vm_kib(pid, "VmRSS"), processes.vm_kib(pid)
             wall = w1 - w0
             result.window = wall
             assert c0 is not None and c1 is not None, "the operator died"

@@ -32,7 +32,7 @@ from devcluster.processes import (
     proc_stat,
     spawn,
     stop_groups,
-    vm_hwm_kib,
+    vm_kib,
 )
 from devcluster.state import (
     ClusterState,
@@ -546,7 +546,7 @@ def status(root: Path) -> tuple[ClusterState | None, list[ComponentStatus]]:
                 pid=record.pid,
                 ports=record.ports,
                 alive=alive,
-                peak_rss_kib=vm_hwm_kib(record.pid) if alive else None,
+                peak_rss_kib=vm_kib(record.pid) if alive else None,
                 log=record.log,
             )
         )

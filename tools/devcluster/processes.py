@@ -33,6 +33,7 @@ class ProcStat:
     state: str
     pgrp: int
     start_ticks: int
+    cpu_ticks: int  # user + system time, in clock ticks
 
 
 def proc_stat(pid: int) -> ProcStat | None:
@@ -43,7 +44,13 @@ def proc_stat(pid: int) -> ProcStat | None:
         return None
     # The command name (field 2) is in parentheses and may contain spaces.
     fields = raw[raw.rindex(")") + 2 :].split()
-    return ProcStat(pid=pid, state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
+    return ProcStat(
+        pid=pid,
+        state=fields[0],
+        pgrp=int(fields[2]),
+        start_ticks=int(fields[19]),
+        cpu_ticks=int(fields[11]) + int(fields[12]),
+    )
 
 
 def is_alive(pid: int, start_ticks: int | None = None) -> bool:
@@ -54,11 +61,12 @@ def is_alive(pid: int, start_ticks: int | None = None) -> bool:
     return start_ticks is None or stat.start_ticks == start_ticks
 
 
-def vm_hwm_kib(pid: int) -> int | None:
-    """Peak resident set size (VmHWM) of ``pid`` in KiB, or None."""
+def vm_kib(pid: int, key: str = "VmHWM") -> int | None:
+    """A memory figure of ``pid`` from /proc/<pid>/status in KiB (default VmHWM, the peak
+    resident set size; VmRSS is the current one), or None."""
     try:
         for line in (PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
