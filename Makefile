@@ -50,10 +50,13 @@ lint: venv
 test-unit: venv
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
+# Tests marked clusterwide run an operator over every namespace: alone first, so that it
+# never acts on another test's guards; then the rest in parallel.
 test-e2e: cluster-up
-	$(PY) -m pytest tests/e2e -q $(XDIST) $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e -q -m clusterwide $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e -q $(XDIST) -m "not clusterwide" $(PYTEST_ARGS)
 
-test: lint test-unit test-e2e
+test: lint test-unit check-image test-e2e
 
 demo: cluster-up
 	PYTHONPATH=tools $(PY) tools/demo.py
@@ -70,3 +73,28 @@ bench: cluster-up
 
 clean: cluster-down
 	rm -rf $(VENV) .devcluster
+
+# The image's dependencies with hashes (see Dockerfile). Re-run after changing pyproject's
+# dependencies or [build-system].requires (`make check-image` fails until then). It runs
+#   <build-system.requires> | uv pip compile pyproject.toml - --generate-hashes --only-binary :all: \
+#     --python-version 3.11 --python-platform x86_64-manylinux_2_36 -o requirements.lock
+# with uv from a throwaway venv, not .venv. 3.11 on glibc 2.36 is the base image's. The build
+# backend is locked too: the image builds our package with --no-build-isolation so that pip
+# does not fetch setuptools unpinned. Existing pins are kept; `make lock LOCK_ARGS=--upgrade`
+# moves everything to the newest versions.
+LOCK_ARGS ?=
+UV_VERSION := 0.13.8
+LOCK_TOOLS := $(RELEASEGUARD_CACHE)/lock-tools-uv-$(UV_VERSION)
+
+.PHONY: lock check-image
+
+lock:
+	test -x $(LOCK_TOOLS)/bin/uv || ($(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q uv==$(UV_VERSION))
+	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(LOCK_TOOLS)/bin/uv pip compile pyproject.toml - $(LOCK_ARGS) --generate-hashes --only-binary :all: \
+	      --python-version 3.11 --python-platform x86_64-manylinux_2_36 \
+	      --custom-compile-command 'make lock' -q -o requirements.lock
+
+# Runs the Dockerfile's pip commands in a fresh venv (no Docker engine here); see the script.
+check-image:
+	PYTHON=$(PYTHON) bash tools/image/check-install.sh

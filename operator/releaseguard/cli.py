@@ -1,7 +1,8 @@
 """The `releaseguard` command: `releaseguard run` starts the operator.
 
 Builds the shared clients once (Kubernetes API, Prometheus pool), hands them to the
-handlers through Kopf's memo, and runs Kopf in the namespaces asked for.
+handlers through Kopf's memo, and runs Kopf in the namespaces asked for. With
+`--leader-election` it first waits, as a standby, until it holds the Lease.
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ import kopf
 from kubernetes import client, config
 
 from releaseguard import handlers  # registers the Kopf handlers
-from releaseguard.adapters import metrics
+from releaseguard.adapters import health, metrics
 from releaseguard.adapters.kube import Kube
+from releaseguard.adapters.leadership import Leadership, default_identity
 from releaseguard.adapters.prometheus import PrometheusPool
 from releaseguard.service import GuardService
 
 log = logging.getLogger("releaseguard")
 TRIM_SECONDS = 60.0
+# Liveness fails when the event loop has not run for this long: a loop that blocked so
+# long evaluates nothing, and a restart is the cure (a standby may take over).
+LOOP_STALL_SECONDS = 60.0
+BEAT_SECONDS = 5.0
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def _return_freed_memory(every: float = TRIM_SECONDS) -> None:
@@ -62,6 +69,48 @@ def _api_client() -> client.ApiClient:
 def _env_int(name: str) -> int | None:
     value = os.environ.get(name)
     return int(value) if value else None
+
+
+def _own_namespace() -> str | None:
+    """Where the Lease lives: POD_NAMESPACE (the chart sets it), else the namespace of
+    the mounted ServiceAccount token."""
+    if namespace := os.environ.get("POD_NAMESPACE"):
+        return namespace
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+class Liveness:
+    """What /healthz and /readyz report: the election thread (standby), the event loop's
+    heartbeat (leader)."""
+
+    def __init__(self, leadership: Leadership | None) -> None:
+        self.leadership = leadership
+        self.last_beat: float | None = None
+
+    def beat(self) -> None:
+        self.last_beat = time.monotonic()
+
+    def _standby(self) -> bool:
+        return self.leadership is not None and not self.leadership.leading
+
+    def live(self) -> str | None:
+        if self._standby():
+            assert self.leadership is not None
+            return None if self.leadership.alive() else "the leader election thread died"
+        if self.last_beat is not None:
+            stalled = time.monotonic() - self.last_beat
+            if stalled > LOOP_STALL_SECONDS:
+                return f"the event loop has not run for {stalled:.0f} s"
+        return None
+
+    def ready(self) -> str | None:
+        if self._standby() or self.last_beat is not None:
+            return self.live()
+        return "starting"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,25 +162,64 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("RELEASEGUARD_METRICS_ADDRESS", "0.0.0.0"),
         help="address to serve metrics on (env RELEASEGUARD_METRICS_ADDRESS, default 0.0.0.0)",
     )
+    run.add_argument(
+        "--health-port",
+        type=int,
+        default=_env_int("RELEASEGUARD_HEALTH_PORT"),
+        help="serve /healthz (liveness) and /readyz (readiness) on this port; off unless "
+        "given (env RELEASEGUARD_HEALTH_PORT)",
+    )
+    run.add_argument(
+        "--leader-election",
+        action="store_true",
+        default=os.environ.get("RELEASEGUARD_LEADER_ELECTION", "") == "true",
+        help="act only while holding a coordination.k8s.io Lease, so that several "
+        "replicas can run with one writer (env RELEASEGUARD_LEADER_ELECTION=true)",
+    )
+    run.add_argument(
+        "--leader-election-name",
+        default="releaseguard",
+        help="name of the Lease (default releaseguard)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=_own_namespace(),
+        help="namespace of the Lease (default: env POD_NAMESPACE, else the namespace of "
+        "the mounted ServiceAccount)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.leader_election and not args.leader_election_namespace:
+        parser.error("--leader-election needs --leader-election-namespace or POD_NAMESPACE")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     namespaces: list[str] = args.namespace
     api = _api_client()
+    leadership = None
+    if args.leader_election:
+        lease = (args.leader_election_namespace, args.leader_election_name)
+        leadership = Leadership(api, *lease, default_identity())
+    liveness = Liveness(leadership)
     pool = PrometheusPool(query_threads=args.workers)
     memo = kopf.Memo(
         service=GuardService(
             Kube(api), pool, args.prometheus_url, timedelta(seconds=args.status_heartbeat)
         ),
         scope=", ".join(namespaces) if namespaces else "all namespaces",
+        namespaced=bool(namespaces),
     )
+
+    async def beat() -> None:
+        while True:
+            liveness.beat()
+            await asyncio.sleep(BEAT_SECONDS)  # a heartbeat period, not a wait for a state
 
     async def operate() -> None:
         # asyncio.to_thread uses the loop's default executor, min(32, cores + 4) threads
@@ -140,21 +228,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="guard")
         )
-        await kopf.operator(
-            standalone=True,
-            namespaces=namespaces or None,
-            clusterwide=not namespaces,
-            memo=memo,
-        )
+        heartbeat = asyncio.create_task(beat())
+        try:
+            # Kopf takes an empty collection, not None, for "no namespace patterns":
+            # None crashed its namespace observer with --all-namespaces.
+            await kopf.operator(
+                standalone=True,
+                namespaces=namespaces,
+                clusterwide=not namespaces,
+                memo=memo,
+            )
+        finally:
+            heartbeat.cancel()
 
     _return_freed_memory()
+    metrics.LEADER.set(0 if leadership else 1)
     if args.metrics_port is not None:
         port = metrics.serve(args.metrics_port, args.metrics_address)
         log.info("serving metrics on http://%s:%d/metrics", args.metrics_address, port)
+    if args.health_port is not None:
+        checks = {"/healthz": liveness.live, "/readyz": liveness.ready}
+        port = health.serve(args.health_port, args.metrics_address, checks)
+        log.info("serving health probes on http://%s:%d/healthz", args.metrics_address, port)
+    if leadership is not None:
+        leadership.start()
+        log.info("standby: acting once this replica holds the Lease")
+        leadership.wait()
+        metrics.LEADER.set(1)
     try:
         asyncio.run(operate())
     finally:
         pool.close()
+    if leadership is not None:  # Kopf has stopped: nothing more is written
+        leadership.release()
     return 0
 
 
@@ -164,6 +270,11 @@ def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> No
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
+    # Serving named namespaces needs no cluster-wide reads: without this Kopf lists and
+    # watches Namespaces and CRDs cluster-wide, and the chart would need a ClusterRole
+    # even with watchNamespaces set. The CRD must exist when the operator starts (the
+    # chart installs it first).
+    settings.scanning.disabled = memo.namespaced
     log.info("ReleaseGuard operator watching ReleaseGuards in %s", memo.scope)
 
 
