@@ -243,6 +243,16 @@ CASES: list[Case] = [
         ("spec.intervalSeconds", "must be of type integer"),
     ),
     Case(
+        "confirm-interval-zero",
+        put("confirmIntervalSeconds", 0),
+        ("spec.confirmIntervalSeconds", "should be greater than or equal to 1"),
+    ),
+    Case(
+        "confirm-interval-not-a-number",
+        put("confirmIntervalSeconds", "2s"),
+        ("spec.confirmIntervalSeconds", "must be of type integer"),
+    ),
+    Case(
         "consecutive-breaches-zero",
         put("consecutiveBreaches", 0),
         ("spec.consecutiveBreaches", "should be greater than or equal to 1"),
@@ -590,6 +600,7 @@ def test_the_api_server_fills_in_the_documented_defaults(
     assert stored["prometheus"] == {"timeoutSeconds": 5}
     assert stored["intervalSeconds"] == 15
     assert stored["consecutiveBreaches"] == 2
+    assert "confirmIntervalSeconds" not in stored  # absent: intervalSeconds
     assert stored["noData"] == "Hold"
     assert stored["escalateAfterSeconds"] == 60
     assert stored["knownGoodAfterSeconds"] == 60

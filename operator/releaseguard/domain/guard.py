@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from releaseguard.domain.changes import AT_KNOWN_GOOD, REFUSED
+from releaseguard.domain.confirmation import stale_confirmation
 from releaseguard.domain.evaluate import Evaluation
 from releaseguard.domain.models import (
     MAX_ACTIONS,
@@ -202,6 +203,9 @@ def decide(
     """
     events: list[Event] = []
     last: LastEvaluation = evaluation.result
+    stale = stale_confirmation(spec, status, last)
+    if stale is not None:
+        events.append(Event("Warning", "StaleConfirmation", stale))
     # A re-arm resets the count, so this tick's confirmation no longer holds: the guard
     # counts consecutiveBreaches again before it acts on the (new) release.
     confirmed = evaluation.confirmed

@@ -205,6 +205,8 @@ class GuardSpec(_Model):
     metrics: Annotated[list[Metric], Field(min_length=1, max_length=20)]
     prometheus: PrometheusSpec = PrometheusSpec()
     interval_seconds: Annotated[int, Field(ge=1)] = 15
+    # None: intervalSeconds (today's cadence). See domain/confirmation.py.
+    confirm_interval_seconds: Annotated[int, Field(ge=1)] | None = None
     consecutive_breaches: Annotated[int, Field(ge=1)] = 2
     no_data: NoDataPolicy = NoDataPolicy.HOLD
     min_traffic: MinTraffic | None = None
