@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from releaseguard.adapters import health, metrics
 from releaseguard.adapters.kube import Kube
 from releaseguard.adapters.leadership import Leadership, default_identity
 from releaseguard.adapters.prometheus import PrometheusPool
+from releaseguard.domain.allowlist import DEFAULT_PATTERNS, AllowList, parse_patterns
 from releaseguard.service import GuardService
 
 log = logging.getLogger("releaseguard")
@@ -36,6 +38,7 @@ TRIM_SECONDS = 60.0
 # long evaluates nothing, and a restart is the cure (a standby may take over).
 LOOP_STALL_SECONDS = 60.0
 BEAT_SECONDS = 5.0
+ENV_ALLOWED = "RELEASEGUARD_ALLOWED_URLS"
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -81,6 +84,18 @@ def _own_namespace() -> str | None:
             return f.read().strip() or None
     except OSError:
         return None
+
+
+def _allowed_urls(flags: list[str] | None, prometheus_url: str | None) -> AllowList:
+    """The flags, else RELEASEGUARD_ALLOWED_URLS, else the default (docs/security.md
+    says why ^https:// and not everything), always with the operator's own URL."""
+    patterns = flags if flags is not None else parse_patterns(os.environ.get(ENV_ALLOWED))
+    if patterns is None:
+        patterns = DEFAULT_PATTERNS
+        log.info("no --allowed-url: guards may name %s", " ".join(DEFAULT_PATTERNS))
+    allowed = AllowList.of(patterns, [prometheus_url])
+    log.info("URL allow-list: %s", allowed.describe())
+    return allowed
 
 
 class Liveness:
@@ -132,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("RELEASEGUARD_PROMETHEUS_URL"),
         help="Prometheus base URL for guards without spec.prometheus.url "
         "(env RELEASEGUARD_PROMETHEUS_URL)",
+    )
+    run.add_argument(
+        "--allowed-url",
+        action="append",
+        metavar="REGEX",
+        help="guards may name only URLs this regex finds (Python re, anchor it: "
+        "'^https://prom\\.example\\.com(/|:|$)'); repeatable. The --prometheus-url is "
+        "always allowed. Without this flag: env RELEASEGUARD_ALLOWED_URLS "
+        "(whitespace-separated; set and empty allows only --prometheus-url), else "
+        f"{' '.join(DEFAULT_PATTERNS)}",
     )
     run.add_argument(
         "--workers",
@@ -201,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     namespaces: list[str] = args.namespace
+    try:
+        allowed = _allowed_urls(args.allowed_url, args.prometheus_url)
+    except re.error as exc:
+        parser.error(f"--allowed-url / RELEASEGUARD_ALLOWED_URLS: bad regex {exc.pattern!r}: {exc}")
     api = _api_client()
     leadership = None
     if args.leader_election:
@@ -210,7 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = PrometheusPool(query_threads=args.workers)
     memo = kopf.Memo(
         service=GuardService(
-            Kube(api), pool, args.prometheus_url, timedelta(seconds=args.status_heartbeat)
+            Kube(api),
+            pool,
+            args.prometheus_url,
+            timedelta(seconds=args.status_heartbeat),
+            allowed_urls=allowed,
         ),
         scope=", ".join(namespaces) if namespaces else "all namespaces",
         namespaced=bool(namespaces),

@@ -45,43 +45,15 @@ def _timed(clock: Callable[[], float], due: float, work: Callable[[], TickResult
         metrics.DURATION.observe(clock() - started)
 
 
-def _without_managed_fields(body: kopf.Body) -> dict[str, Any]:
-    """A plain copy of the object to keep, minus managedFields (most of its bytes)."""
-    obj = dict(body)
-    obj["metadata"] = {k: v for k, v in body.get("metadata", {}).items() if k != "managedFields"}
-    return obj
-
-
-# Watch-fed copies of the Deployments and ReplicaSets in the watched namespaces, so an
-# evaluation does not GET its target and LIST its ReplicaSets every interval (two of its
-# four API requests: tools/bench/scale.py). Kopf fills every index before any daemon
-# starts, and keeps it current from its watches.
-@kopf.index("apps", "v1", "deployments")
-def deployments_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): _without_managed_fields(body)}
-
-
-@kopf.index("apps", "v1", "replicasets")
-def replica_sets_by_owner(namespace: str, meta: kopf.Meta, body: kopf.Body, **_: Any) -> Any:
-    owners = [o["uid"] for o in meta.get("ownerReferences") or [] if o.get("kind") == "Deployment"]
-    if not owners:
-        return None
-    kept = _without_managed_fields(body)
-    return {(namespace, uid): kept for uid in owners}
-
-
-def _cached_target(
-    deployments: kopf.Index[Any, Any], replica_sets: kopf.Index[Any, Any], ns: str, spec: Any
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The guard's target and its ReplicaSets as last watched (None if not seen).
-    Read on the event loop, which is the only writer of the indexes."""
+def _target_name(spec: Any) -> str | None:
     name = (spec.get("target") or {}).get("deployment")
-    found = list(deployments.get((ns, name), ()))
-    if len(found) != 1:
-        return None
-    deployment = found[0]
-    uid = deployment["metadata"].get("uid")
-    return deployment, list(replica_sets.get((ns, uid), ()))
+    return name if isinstance(name, str) and name else None
+
+
+@kopf.on.cleanup()
+def _stop_watching_targets(memo: kopf.Memo, **_: Any) -> None:
+    service: GuardService = memo.service
+    service.targets.stop()
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
@@ -95,35 +67,42 @@ async def guard_daemon(
     meta: kopf.Meta,
     memo: kopf.Memo,
     logger: kopf.Logger,
-    deployments_by_name: kopf.Index[Any, Any],
-    replica_sets_by_owner: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
     service: GuardService = memo.service
     status: GuardStatus = parse_status(body.get("status"))
     stored: Stored | None = Stored(status)  # as found: its write time is unknown
     loop = asyncio.get_running_loop()
-    # Spread guards over their interval so a thousand of them do not query at once.
-    await stopped.wait(random.uniform(0, _interval(spec)))
-    due = loop.time()
-    while not stopped:
-        guard = GuardRef(namespace, name, uid, int(meta.get("generation") or 0))
-        try:
-            # spec and annotations are snapshot here, on the loop that updates them.
-            cached = _cached_target(deployments_by_name, replica_sets_by_owner, namespace, spec)
-            work = functools.partial(
-                service.tick, guard, dict(spec), dict(meta.annotations), status, stored, cached
-            )
-            metrics.EVALUATIONS.inc()
-            result = await asyncio.to_thread(_timed, loop.time, due, work)
-        except Exception:  # one bad guard or a flaky API must not kill its daemon
-            metrics.EVALUATION_ERRORS.inc()
-            logger.exception("evaluation failed; retrying next interval")
-        else:
-            status, stored = result.status, result.stored
-            for event in result.events:
-                kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        due += _interval(spec)
-        if due < loop.time():  # running late: skip the missed ticks instead of bursting
-            due = loop.time()
-        await stopped.wait(max(0.0, due - loop.time()))
+    # The target's copies are kept while some guard names it: asked for before the first
+    # evaluation, so that its namespace's watches are listing by then.
+    interest = service.targets.interest(namespace)
+    try:
+        interest.follow(_target_name(spec))
+        # Spread guards over their interval so a thousand of them do not query at once.
+        await stopped.wait(random.uniform(0, _interval(spec)))
+        due = loop.time()
+        while not stopped:
+            guard = GuardRef(namespace, name, uid, int(meta.get("generation") or 0))
+            try:
+                # spec and annotations are snapshot here, on the loop that updates them.
+                interest.follow(_target_name(spec))
+                work = functools.partial(
+                    service.tick, guard, dict(spec), dict(meta.annotations), status, stored
+                )
+                metrics.EVALUATIONS.inc()
+                result = await asyncio.to_thread(_timed, loop.time, due, work)
+            except Exception:  # one bad guard or a flaky API must not kill its daemon
+                metrics.EVALUATION_ERRORS.inc()
+                logger.exception("evaluation failed; retrying next interval")
+                delay: float | None = None
+            else:
+                status, stored, delay = result.status, result.stored, result.next_delay
+                for event in result.events:
+                    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+            # Sooner while a breach is being confirmed: domain.confirmation decides.
+            due += _interval(spec) if delay is None else delay
+            if due < loop.time():  # running late: skip the missed ticks instead of bursting
+                due = loop.time()
+            await stopped.wait(max(0.0, due - loop.time()))
+    finally:
+        interest.release()

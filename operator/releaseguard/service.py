@@ -19,11 +19,21 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from releaseguard.adapters import metrics
-from releaseguard.adapters.kube import Kube, Missing, recovered_record
+from releaseguard.adapters.kube import Kube, Missing, SecretNotLabelled, recovered_record
 from releaseguard.adapters.prometheus import Prometheus, PrometheusPool
+from releaseguard.adapters.targets import TargetCache
+from releaseguard.domain.allowlist import DEFAULT_PATTERNS, AllowList, url_problem
 from releaseguard.domain.changes import Obj
+from releaseguard.domain.confirmation import next_evaluation_delay
 from releaseguard.domain.evaluate import evaluate
-from releaseguard.domain.guard import Decision, Event, decide, decide_inactive, record_action
+from releaseguard.domain.guard import (
+    Decision,
+    Event,
+    TargetFacts,
+    decide,
+    decide_inactive,
+    record_action,
+)
 from releaseguard.domain.models import GuardSpec, GuardStatus, Phase
 from releaseguard.domain.observations import Observations
 from releaseguard.domain.plan import PlanKind
@@ -49,6 +59,9 @@ class TickResult:
     status: GuardStatus  # the guard's state after this evaluation
     stored: Stored | None  # what the API server holds now (None: unknown)
     events: tuple[Event, ...]
+    # Seconds until the next evaluation is due (domain.confirmation); None when the spec
+    # could not be read, and the caller keeps its own interval.
+    next_delay: float | None = None
 
 
 def parse_status(raw: Mapping[str, Any] | None) -> GuardStatus:
@@ -76,8 +89,18 @@ class GuardService:
         default_prometheus_url: str | None,
         status_heartbeat: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utcnow,
+        targets: TargetCache | None = None,
+        allowed_urls: AllowList | None = None,
     ) -> None:
+        """`targets`: the watch-fed copies of the guards' targets (default: fed through
+        `kube`'s API configuration; its watches start with the first guard).
+        `allowed_urls`: the URLs guards may name (default: the default Prometheus URL
+        and ^https://, as `releaseguard run` without --allowed-url)."""
+        if allowed_urls is None:
+            allowed_urls = AllowList.of(DEFAULT_PATTERNS, [default_prometheus_url])
+        self.allowed_urls = allowed_urls
         self.kube = kube
+        self.targets = targets if targets is not None else TargetCache(kube.api)
         self.prometheus = prometheus
         self.default_prometheus_url = default_prometheus_url
         self.status_heartbeat = status_heartbeat
@@ -90,16 +113,28 @@ class GuardService:
         annotations: Mapping[str, str],
         status: GuardStatus,
         stored: Stored | None,
-        cached_target: tuple[Obj, list[Obj]] | None = None,
     ) -> TickResult:
         """`status`: the guard's state after its previous evaluation; `stored`: what the
-        API server holds (see `domain.writes`); `cached_target`: the target Deployment and
-        its ReplicaSets as the operator's watches last saw them (None: read them)."""
-        decision = self._decide(guard, raw_spec, annotations, status, cached_target)
+        API server holds (see `domain.writes`)."""
+        try:
+            spec: GuardSpec | None = GuardSpec.model_validate(dict(raw_spec))
+        except ValidationError as exc:
+            spec = None
+            decision = decide_inactive(
+                status,
+                Phase.INVALID,
+                "InvalidSpec",
+                _spec_problem(exc),
+                guard.generation,
+                self.clock(),
+            )
+        else:
+            decision = self._decide(guard, spec, annotations, status)
         status = decision.status
+        delay = next_evaluation_delay(spec, status) if spec is not None else None
         now = self.clock()
         if not must_write(stored, status, now, self.status_heartbeat):
-            return TickResult(status, stored, decision.events)
+            return TickResult(status, stored, decision.events, delay)
         try:
             self.kube.patch_status(guard.namespace, guard.name, status.merge_patch())
         except ApiException as exc:
@@ -110,26 +145,19 @@ class GuardService:
                 exc.status,
                 exc.reason,
             )
-            return TickResult(status, stored, decision.events)
+            return TickResult(status, stored, decision.events, delay)
         metrics.STATUS_WRITES.inc()
-        return TickResult(status, Stored(status, now), decision.events)
+        return TickResult(status, Stored(status, now), decision.events, delay)
 
     def _decide(
         self,
         guard: GuardRef,
-        raw_spec: Mapping[str, Any],
+        spec: GuardSpec,
         annotations: Mapping[str, str],
         status: GuardStatus,
-        cached_target: tuple[Obj, list[Obj]] | None,
     ) -> Decision:
         now = self.clock()
         ns = guard.namespace
-        try:
-            spec = GuardSpec.model_validate(dict(raw_spec))
-        except ValidationError as exc:
-            return decide_inactive(
-                status, Phase.INVALID, "InvalidSpec", _spec_problem(exc), guard.generation, now
-            )
         if spec.suspend:
             return decide_inactive(
                 status,
@@ -140,9 +168,7 @@ class GuardService:
                 now,
             )
         try:
-            target, target_sets, facts = self.kube.target_facts(
-                ns, spec.target.deployment, cached_target
-            )
+            target, target_sets, facts = self._target(ns, spec.target.deployment)
             client = self._prometheus(ns, spec)
         except Missing as exc:
             return decide_inactive(
@@ -155,7 +181,11 @@ class GuardService:
             )
         except _ConfigError as exc:
             return decide_inactive(
-                status, Phase.INVALID, "NoPrometheus", str(exc), guard.generation, now
+                status, Phase.INVALID, exc.reason, str(exc), guard.generation, now
+            )
+        except SecretNotLabelled as exc:
+            return decide_inactive(
+                status, Phase.INVALID, "SecretNotLabelled", str(exc), guard.generation, now
             )
 
         queries = {f"m:{m.name}": m.query for m in spec.metrics}
@@ -219,6 +249,19 @@ class GuardService:
         recorded = record_action(decision.status, record, self.clock())
         return Decision(recorded.status, events=decision.events + recorded.events)
 
+    def _target(self, ns: str, name: str) -> tuple[Obj, list[Obj], TargetFacts]:
+        """The target and its ReplicaSets from the watch-fed copies, else read from the
+        API server, and what was read seeds the copies: the watches only deliver what
+        changes, so each target's first evaluation reads it (adapters/targets.py)."""
+        cached = self.targets.lookup(ns, name)
+        if cached is not None:
+            return self.kube.target_facts(ns, name, cached)
+        metrics.TARGET_READS.inc()
+        read = self.targets.begin_read()
+        target, target_sets, facts = self.kube.target_facts(ns, name)
+        self.targets.seed(read, target, target_sets)
+        return target, target_sets, facts
+
     def _prometheus(self, ns: str, spec: GuardSpec) -> Prometheus:
         url = spec.prometheus.url or self.default_prometheus_url
         if not url:
@@ -226,6 +269,9 @@ class GuardService:
                 "no Prometheus URL: set spec.prometheus.url, or start the operator with "
                 "--prometheus-url"
             )
+        # Before any Secret is read or request sent: see domain/allowlist.py.
+        if problem := url_problem(url, self.allowed_urls):
+            raise _ConfigError(problem, "URLNotAllowed")
         token = None
         ref = spec.prometheus.bearer_token_secret_ref
         if ref is not None:
@@ -234,4 +280,6 @@ class GuardService:
 
 
 class _ConfigError(Exception):
-    pass
+    def __init__(self, message: str, reason: str = "NoPrometheus") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,9 @@ from private_prometheus import PrivatePrometheus
 
 from devcluster.launch import EVERY_EVALUATION
 from waiting import wait_until
+
+# A private Prometheus is plain http on loopback, outside the default URL allow-list.
+PRIVATE_PROMETHEUS_ALLOWED = ("--allowed-url", r"^http://127\.0\.0\.1:[0-9]+(/|$)")
 
 
 @pytest.fixture
@@ -29,6 +33,10 @@ def private_prometheus(tmp_path):
     yield start
     for prom in started:
         prom.stop()
+
+
+def stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def error_ratio_query(label: str) -> str:
@@ -121,6 +129,105 @@ def test_single_spike_does_not_confirm_breach(cluster, namespace, exporter, run_
     assert condition(status, "Breached")["status"] == "False"
 
 
+def test_fast_confirmation_confirms_a_breach_confirm_interval_after_the_first(
+    cluster, namespace, exporter, run_operator
+):
+    """intervalSeconds 10, confirmIntervalSeconds 1: the confirming evaluation comes about
+    1 s after the first breaching one, not 10 s. The gauge does not move, so the
+    confirming answer is exactly the first one: the guard warns that the confirmation
+    probably saw no new sample (a constant series looks the same; the warning says so)."""
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
+    spec = guard_spec(
+        "app", error_ratio_query(namespace), intervalSeconds=10, confirmIntervalSeconds=1
+    )
+    objs.create_guard("g", spec)
+    run_operator(namespace)
+    wait_until(
+        lambda: (objs.status("g").get("lastEvaluation") or {}).get("verdict") == "Healthy",
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+
+    exporter.set("rg_error_ratio", 0.5, {"guard": namespace})
+    status = wait_until(
+        lambda: (s := objs.status("g")).get("phase") == "Breaching" and s,
+        timeout=60,
+        describe=lambda: objs.status("g"),
+    )
+
+    incident = status["incident"]
+    gap = (stamp(incident["confirmedAt"]) - stamp(incident["detectedAt"])).total_seconds()
+    assert gap < 5, f"confirmed {gap:.1f}s after the first breach, not ~1 s: {incident}"
+
+    def stale_warning() -> dict | None:
+        found = [e for e in objs.events("g") if e["reason"] == "StaleConfirmation"]
+        return found[0] if found else None
+
+    event = wait_until(stale_warning, timeout=30, describe=lambda: objs.events("g"))
+    assert event["type"] == "Warning"
+    assert "error-rate 0.5" in event["message"]
+    assert "confirmIntervalSeconds (now 1)" in event["message"]
+
+
+def test_a_flapping_metric_never_confirms_under_two_consecutive_breaches(
+    cluster, namespace, exporter, run_operator
+):
+    """breach, healthy, breach, healthy, ...: the test flips the gauge as soon as the guard
+    has judged it, so every breach is checked again after confirmIntervalSeconds (sooner
+    than intervalSeconds) and found healthy. The count never reaches 2.
+
+    After a breach the flip has confirmIntervalSeconds (4 s) to be scraped (every 1 s)
+    before the re-check; a flip that came too late would fail the test, not pass it."""
+    objs = Objects(cluster.api, namespace)
+    objs.create_deployment("app", "registry.local/app:1")
+    labels = {"guard": namespace}
+    exporter.set("rg_error_ratio", 0.0, labels)
+    spec = guard_spec(
+        "app", error_ratio_query(namespace), intervalSeconds=8, confirmIntervalSeconds=4
+    )
+    objs.create_guard("g", spec)
+    run_operator(namespace, *EVERY_EVALUATION)
+    seen: list[dict[str, Any]] = []  # every evaluation observed, in order
+
+    def evaluation(verdict: str, after: str | None) -> Any:
+        def probe() -> dict[str, Any] | None:
+            status = objs.status("g")
+            last = status.get("lastEvaluation") or {}
+            if last and (not seen or seen[-1]["time"] != last["time"]):
+                seen.append({**last, "phase": status.get("phase")})
+            later = after is None or (last and stamp(last["time"]) > stamp(after))
+            return last if last.get("verdict") == verdict and later else None
+
+        return probe
+
+    def history() -> str:
+        rows = [(s["time"], s["verdict"], s["consecutiveBreaches"]) for s in seen]
+        return f"evaluations seen: {rows}"
+
+    healthy = wait_until(evaluation("Healthy", None), timeout=60, interval=0.05, describe=history)
+    rechecks: list[float] = []
+    for _ in range(3):
+        exporter.set("rg_error_ratio", 0.5, labels)
+        breach = wait_until(
+            evaluation("Breach", healthy["time"]), timeout=40, interval=0.05, describe=history
+        )
+        exporter.set("rg_error_ratio", 0.0, labels)
+        healthy = wait_until(
+            evaluation("Healthy", breach["time"]), timeout=40, interval=0.05, describe=history
+        )
+        rechecks.append((stamp(healthy["time"]) - stamp(breach["time"])).total_seconds())
+
+    assert max(s["consecutiveBreaches"] for s in seen) == 1, history()
+    assert {s["phase"] for s in seen} == {"Watching"}, history()
+    status = objs.status("g")
+    assert not status.get("incident"), status
+    assert "BreachConfirmed" not in {e["reason"] for e in objs.events("g")}
+    # Each re-check ran on the confirmation cadence (4 s), not the interval (8 s).
+    assert all(gap < 6.5 for gap in rechecks), rechecks
+
+
 def test_nan_gives_no_data(cluster, namespace, prometheus, exporter, run_operator):
     objs = Objects(cluster.api, namespace)
     objs.create_deployment("app", "registry.local/app:1")
@@ -187,7 +294,7 @@ def test_prometheus_stopped_holds_without_breaching(
         prometheus={"url": prom.url, "timeoutSeconds": 1},
     )
     objs.create_guard("g", spec)
-    run_operator(namespace, *EVERY_EVALUATION)
+    run_operator(namespace, *EVERY_EVALUATION, *PRIVATE_PROMETHEUS_ALLOWED)
     wait_until(
         lambda: (objs.status("g").get("lastEvaluation") or {}).get("consecutiveBreaches", 0) >= 2,
         timeout=60,
@@ -309,8 +416,10 @@ def test_bearer_token_secret_is_read_from_the_guards_namespace(
     )
     assert "Secret prom-token not found" in condition(objs.status("g"), "Ready")["message"]
 
+    labels = {"releaseguard.io/usable-by-guards": "true"}
     objs.core.create_namespaced_secret(
-        namespace, {"metadata": {"name": "prom-token"}, "stringData": {"token": "t0ken"}}
+        namespace,
+        {"metadata": {"name": "prom-token", "labels": labels}, "stringData": {"token": "t0ken"}},
     )
     wait_until(
         lambda: (
@@ -339,7 +448,7 @@ def test_a_hung_prometheus_does_not_stall_other_guards(
             f"hung-{i}", guard_spec("app", query, prometheus={"url": hung.url, "timeoutSeconds": 5})
         )
     objs.create_guard("healthy", guard_spec("app", query))
-    run_operator(namespace, *EVERY_EVALUATION)
+    run_operator(namespace, *EVERY_EVALUATION, *PRIVATE_PROMETHEUS_ALLOWED)
 
     times: set[str] = set()
 

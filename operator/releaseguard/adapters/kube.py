@@ -62,6 +62,16 @@ class Missing(Exception):
     """A named object does not exist: the spec cannot work (phase Invalid)."""
 
 
+# A Secret's owner opts it in to being read for guards (docs/security.md): without the
+# label, anyone who may create a guard could have the operator read any Secret of the
+# namespace and send it to a Prometheus of their choosing.
+USABLE_BY_GUARDS = "releaseguard.io/usable-by-guards"
+
+
+class SecretNotLabelled(Exception):
+    """A Secret a guard names lacks the label USABLE_BY_GUARDS="true" (phase Invalid)."""
+
+
 @dataclass(frozen=True)
 class StepView:
     """One step as seen now: whether it is usable, and what it would change."""
@@ -176,6 +186,12 @@ class Kube:
         import base64
 
         secret = self._get(self.core.read_namespaced_secret, name, ns, what=f"Secret {name}")
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        if labels.get(USABLE_BY_GUARDS) != "true":
+            raise SecretNotLabelled(
+                f'Secret {name} does not carry the label {USABLE_BY_GUARDS}: "true"; '
+                "its owner must add it before guards may use it"
+            )
         data = (secret.get("data") or {}).get(key)
         if data is None:
             raise Missing(f"Secret {name} has no key {key}")

@@ -8,7 +8,10 @@ Two defences the library does not give by default:
   server gives up at the same time instead of computing for nobody;
 - no retries: the library retries 3 times with backoff on 5xx, and Prometheus answers
   503 on a query timeout, so one slow query would cost four timeouts. The next
-  evaluation is our retry.
+  evaluation is our retry;
+- no redirects: requests follows them by default, so a Prometheus URL that passed the
+  allow-list (domain/allowlist.py) could send the operator anywhere with a 30x. A
+  redirect is answered as an error instead (the Location is not contacted).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +36,7 @@ from releaseguard.domain.observations import Outcome, QueryResult
 
 log = logging.getLogger(__name__)
 USER_AGENT = "releaseguard"
+_REDIRECT = re.compile(r"^HTTP Status Code 30[1-8] ")
 
 
 def parse_result(payload: object) -> QueryResult:
@@ -91,6 +96,12 @@ def classify_error(exc: Exception) -> QueryResult:
             return QueryResult(
                 Outcome.BAD_QUERY, message=f"Prometheus rejected the query: {detail}"
             )
+        if _REDIRECT.search(text):
+            return QueryResult(
+                Outcome.UNAVAILABLE,
+                message="Prometheus answered with a redirect, which the operator does not "
+                "follow: set spec.prometheus.url to where it redirects (if allowed)",
+            )
         if kind == "timeout" or "Status Code 503" in text:
             return QueryResult(Outcome.UNAVAILABLE, message=f"query timed out: {detail}")
         return QueryResult(Outcome.UNAVAILABLE, message=f"Prometheus error: {detail}")
@@ -111,6 +122,14 @@ def _timed_out(exc: Exception) -> bool:
     )
 
 
+class _NoRedirects(requests.Session):
+    """A Session that never follows a redirect: the 30x itself is the response, which
+    the library turns into an error (see classify_error)."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
 class Prometheus:
     """One Prometheus endpoint with its credentials."""
 
@@ -129,7 +148,7 @@ class Prometheus:
         self.timeout = timeout_seconds
         self._executor = executor
         no_retry = Retry(total=0, raise_on_status=False)
-        session = requests.Session()
+        session = _NoRedirects()
         # requests re-reads the proxy and CA-bundle variables (and ~/.netrc) from the
         # environment on every request: a tenth of the operator's CPU at 1,000 guards
         # (tools/bench/scale.py). Read them once, here, instead.
