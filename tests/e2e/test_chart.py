@@ -95,6 +95,7 @@ CLUSTER_RULES = [
     },
 ]
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+POLICY_KINDS = ("validatingadmissionpolicy", "validatingadmissionpolicybinding")
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
@@ -102,9 +103,14 @@ RESTRICTED = {
     "pod-security.kubernetes.io/warn-version": "latest",
 }
 # For installs: kwok readies any image; the CRD stays the cluster's (see the docstring).
+# The admission policy is installed but bound to no namespace of other tests: it would
+# check every guard of the shared cluster (tests/e2e/test_security.py tests it).
 INSTALL_VALUES: dict[str, Any] = {
     "image": {"repository": "registry.local/releaseguard", "tag": "test"},
     "crds": {"install": False},
+    "admissionPolicy": {
+        "namespaceSelector": {"matchLabels": {"releaseguard.dev/chart-install-policy": "true"}}
+    },
 }
 HELM_WAIT = ("--wait", "--timeout", "150s")
 HELM_TIMEOUT = 200.0
@@ -172,6 +178,8 @@ def test_the_chart_renders_the_operator_for_the_watched_namespace():
             "Deployment",
             "Service",
             "PodDisruptionBudget",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     )
     name = fullname(docs)
@@ -185,6 +193,7 @@ def test_the_chart_renders_the_operator_for_the_watched_namespace():
     ]
     env = {e["name"]: e for e in container["env"]}
     assert env["RELEASEGUARD_PROMETHEUS_URL"]["value"].startswith("http://")
+    assert env["RELEASEGUARD_ALLOWED_URLS"]["value"] == "^https://"
     assert env["RELEASEGUARD_STATUS_HEARTBEAT"]["value"] == "60"
     assert env["RELEASEGUARD_METRICS_PORT"]["value"] == "8080"
     assert env["RELEASEGUARD_HEALTH_PORT"]["value"] == "8081"
@@ -257,8 +266,28 @@ def test_cluster_scoped_names_are_qualified_by_release_namespace_and_name():
 
     assert names(a).isdisjoint(names(b)), (names(a), names(b))
     assert one(a, "ClusterRole")["metadata"]["name"] == "team-a:releaseguard"
+    # Admission policies take DNS-subdomain names, without ":".
+    policies = {d["metadata"]["name"] for d in a + b if d["kind"].startswith("ValidatingAdmission")}
+    assert policies == {"team-a.releaseguard", "team-b.releaseguard"}
     shared_role = next(r for r in of_kind(a, "Role") if r["metadata"]["namespace"] == "shared")
     assert shared_role["metadata"]["name"] == "team-a:releaseguard"
+
+
+def test_the_admission_policy_binds_every_namespace_by_default_and_can_be_turned_off():
+    docs = render("rg", RELEASE_NS)
+    policy = one(docs, "ValidatingAdmissionPolicy")
+    binding = one(docs, "ValidatingAdmissionPolicyBinding")
+    assert (
+        policy["metadata"]["name"]
+        == binding["spec"]["policyName"]
+        == f"{RELEASE_NS}.rg-releaseguard"
+    )
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    assert not any("$" in v["expression"] for v in policy["spec"]["validations"])
+    off = render("rg", RELEASE_NS, {"admissionPolicy": {"enabled": False}})
+    assert not [d for d in off if d["kind"].startswith("ValidatingAdmission")]
 
 
 def test_the_pod_is_locked_down_and_probed_on_its_health_port():
@@ -568,6 +597,8 @@ def test_two_releases_install_side_by_side_in_two_namespaces(cluster, namespace)
                 assert status.get("readyReplicas") == 2, status
                 for kind in ("clusterrole", "clusterrolebinding"):
                     cluster.kubectl("get", kind, f"{ns}:{release}")
+                for kind in POLICY_KINDS:
+                    cluster.kubectl("get", kind, f"{ns}.{release}")
 
             def account(ns: str) -> str:
                 return f"system:serviceaccount:{ns}:{release}"
@@ -579,6 +610,9 @@ def test_two_releases_install_side_by_side_in_two_namespaces(cluster, namespace)
                 helm("uninstall", release, *kube, "--namespace", ns, "--wait", timeout=HELM_TIMEOUT)
                 for kind in ("clusterrole", "clusterrolebinding"):
                     gone = cluster.kubectl("get", kind, f"{ns}:{release}", check=False)
+                    assert "NotFound" in gone.stderr, gone
+                for kind in POLICY_KINDS:
+                    gone = cluster.kubectl("get", kind, f"{ns}.{release}", check=False)
                     assert "NotFound" in gone.stderr, gone
         finally:
             for ns in installs:

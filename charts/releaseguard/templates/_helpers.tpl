@@ -36,6 +36,15 @@ RBAC names may be up to 253 characters and contain ":".
 {{- printf "%s:%s" .Release.Namespace (include "releaseguard.fullname" .) }}
 {{- end }}
 
+{{/*
+qualifiedName for cluster-scoped kinds whose names must be DNS subdomains (no ":"), such
+as the ValidatingAdmissionPolicy and its binding: "<release namespace>.<fullname>". Both
+parts are DNS labels, which cannot contain ".", so it is as unique as qualifiedName.
+*/}}
+{{- define "releaseguard.qualifiedSubdomain" -}}
+{{- printf "%s.%s" .Release.Namespace (include "releaseguard.fullname" .) }}
+{{- end }}
+
 {{- define "releaseguard.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
