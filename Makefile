@@ -69,7 +69,10 @@ bench: cluster-up
 	PYTHONPATH=tools $(PY) tools/bench/evaluation.py
 	PYTHONPATH=tools $(PY) tools/bench/steps.py
 	PYTHONPATH=tools $(PY) tools/bench/ttc.py
+	PYTHONPATH=tools $(PY) tools/bench/ttc.py --interval 10 --trials 10
+	PYTHONPATH=tools $(PY) tools/bench/ttc.py --interval 10 --confirm-interval 2 --trials 10
 	PYTHONPATH=tools $(PY) tools/bench/scale.py
+	PYTHONPATH=tools $(PY) tools/bench/unguarded.py
 
 clean: cluster-down
 	rm -rf $(VENV) .devcluster

@@ -312,6 +312,7 @@ CATEGORIES: list[tuple[str, str]] = [
     ("GET Deployment (Kube.deployment)", r"\bdeployment \(.*adapters/kube\.py"),
     ("LIST ReplicaSets (Kube.replica_sets)", r"\breplica_sets \(.*adapters/kube\.py"),
     ("status PATCH (Kube.patch_status)", r"\bpatch_status \(.*adapters/kube\.py"),
+    ("target watches (adapters/targets.py)", r"\brun \(.*adapters/targets\.py"),
     ("Prometheus query (Prometheus.query)", r"\bquery \(.*adapters/prometheus\.py"),
     ("status -> JSON (wire: model_dump)", r"\bwire \(.*domain/models\.py"),
     ("pydantic validation (spec/status)", r"\bmodel_validate \("),

@@ -3,19 +3,24 @@
 The canary setup of examples/ (checkout v1 90% / v2 10% behind an HTTPRoute, the
 traffic simulator at 200 req/s following the route, examples/checkout-guard.yaml with a
 CanaryWeight step) in a namespace of its own, with its own simulator and operator
-processes. Each trial: reset (route back to 90/10 by hand, fault cleared, error rate back
+processes. Flags change the guard (--interval, --breaches, --confirm-interval, --window:
+the rate() window of every query) and the scrape interval (--scrape: other than 1 s, a
+private Prometheus scrapes the simulator at that interval, and the guard queries it).
+Each trial: reset (route back to 90/10 by hand, fault cleared, error rate back
 to 0 in Prometheus, guard re-armed and Watching with a Healthy evaluation), inject the
 fault (v2 fails 50% of requests) at a chosen phase of the guard's evaluation cycle
 (trials sweep the phase evenly over intervalSeconds, as faults arriving at random moments
 would), watch the HTTPRoute (a Kubernetes watch) until the canary weight is 0.
 
     TTC = t_visible - t_fault, and from the guard's status (same machine clock, UTC):
-    first breach = incident.detectedAt - t_fault   (first breaching evaluation)
-    detection    = incident.confirmedAt - t_fault  (fault live -> breach confirmed)
+    first breach = incident.detectedAt - t_fault   (fault live -> first breaching evaluation)
+    confirmation = incident.confirmedAt - incident.detectedAt
+    detection    = incident.confirmedAt - t_fault  (first breach + confirmation)
     decision     = action.time - incident.confirmedAt
     patch        = t_visible - action.time
 
-Run: PYTHONPATH=tools .venv/bin/python tools/bench/ttc.py [--trials 20]
+Run: PYTHONPATH=tools .venv/bin/python tools/bench/ttc.py [--trials 20] [--interval 10]
+     [--breaches 2] [--confirm-interval 2] [--window 5s] [--scrape 1]
 Prints numbers; asserts nothing.
 """
 
@@ -25,12 +30,14 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,11 +66,43 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def error_rate_query(ns: str) -> str:
+@dataclass(frozen=True)
+class Settings:
+    """What one run measures: the guard's cadence, its queries' window, the scrape."""
+
+    interval: int = 2
+    breaches: int = 2
+    confirm: int | None = None  # spec.confirmIntervalSeconds; None: not set
+    window: str = "5s"  # the rate() window of every query of the guard
+    scrape: float = 1.0  # Prometheus scrape interval; 1: the cluster's own Prometheus
+
+    def describe(self) -> str:
+        confirm = "unset" if self.confirm is None else f"{self.confirm}"
+        return (
+            f"intervalSeconds {self.interval}, consecutiveBreaches {self.breaches}, "
+            f"confirmIntervalSeconds {confirm}, rate window [{self.window}], "
+            f"scrape {self.scrape:g}s"
+        )
+
+
+def error_rate_query(ns: str, window: str) -> str:
     return (
-        f'sum(rate(http_requests_total{{namespace="{ns}",app="checkout",code="500"}}[5s]))'
-        f' / sum(rate(http_requests_total{{namespace="{ns}",app="checkout"}}[5s]))'
+        f'sum(rate(http_requests_total{{namespace="{ns}",app="checkout",code="500"}}[{window}]))'
+        f' / sum(rate(http_requests_total{{namespace="{ns}",app="checkout"}}[{window}]))'
     )
+
+
+def guard_for(text: str, ns: str, settings: Settings) -> dict[str, Any]:
+    """examples/checkout-guard.yaml for namespace `ns`, with `settings` applied."""
+    guard = yaml.safe_load(
+        text.replace("releaseguard-demo", ns).replace("[5s]", f"[{settings.window}]")
+    )
+    spec = guard["spec"]
+    spec["intervalSeconds"] = settings.interval
+    spec["consecutiveBreaches"] = settings.breaches
+    if settings.confirm is not None:
+        spec["confirmIntervalSeconds"] = settings.confirm
+    return guard
 
 
 def ts(text: str | None) -> float | None:
@@ -76,11 +115,70 @@ def pct(data: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
 
 
+class PrivatePrometheus:
+    """Debian's Prometheus scraping one target at a chosen interval (the cluster's scrapes
+    every 1 s for everyone, so it cannot be slowed for one benchmark)."""
+
+    def __init__(self, workdir: Path, target_port: int, ns: str, scrape: float) -> None:
+        self.workdir = workdir
+        self.port = processes.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        config_file = workdir / "prometheus.yml"
+        config_file.write_text(
+            json.dumps(
+                {
+                    "global": {
+                        "scrape_interval": f"{scrape:g}s",
+                        "scrape_timeout": f"{min(scrape, 1.0):g}s",
+                    },
+                    "scrape_configs": [
+                        {
+                            "job_name": "trafficsim",
+                            "static_configs": [
+                                {
+                                    "targets": [f"127.0.0.1:{target_port}"],
+                                    "labels": {"namespace": ns},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
+        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        self.proc = processes.spawn(
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            workdir / "prometheus.log",
+        )
+        wait_until(
+            lambda: launch.query_value(self.url, "vector(1)") == 1.0,
+            timeout=60,
+            describe=f"private Prometheus on {self.url} (log {workdir / 'prometheus.log'})",
+        )
+
+
 class Bench:
-    def __init__(self, info: devcluster.ClusterInfo, trials: int, rate: float) -> None:
+    def __init__(
+        self,
+        info: devcluster.ClusterInfo,
+        trials: int,
+        rate: float,
+        settings: Settings,
+        new_guard_each_trial: bool = False,
+    ) -> None:
         self.info = info
         self.trials = trials
         self.rate = rate
+        self.settings = settings
+        self.new_guard_each_trial = new_guard_each_trial
+        self.guard_names = ["checkout"]
+        self.prometheus_url = info.prometheus_url
         self.api = config.new_client_from_config(config_file=str(info.kubeconfig))
         self.ns = f"bench-ttc-{uuid.uuid4().hex[:6]}"
         self.objs = Objects(self.api, self.ns)
@@ -92,8 +190,9 @@ class Bench:
         )
         self.pids: list[int] = []
         text = (ROOT / "examples" / "checkout-guard.yaml").read_text()
-        self.guard = yaml.safe_load(text.replace("releaseguard-demo", self.ns))
-        self.interval = float(self.guard["spec"]["intervalSeconds"])
+        self.guard = guard_for(text, self.ns, settings)
+        self.interval = float(settings.interval)
+        self.error_rate = error_rate_query(self.ns, settings.window)
         self.sim_port = 0
         self.operator_log = info.log_dir / f"{self.ns}-operator.log"
         self.sim_log = info.log_dir / f"{self.ns}-trafficsim.log"
@@ -111,7 +210,7 @@ class Bench:
         ).stdout
 
     def query(self, promql: str) -> float | None:
-        return launch.query_value(self.info.prometheus_url, promql)
+        return launch.query_value(self.prometheus_url, promql)
 
     def put_profile(self, body: dict[str, float]) -> None:
         req = urllib.request.Request(
@@ -124,8 +223,24 @@ class Bench:
     def weights(self, route: dict[str, Any]) -> dict[str, int]:
         return {r["name"]: r.get("weight", 1) for r in route["spec"]["rules"][0]["backendRefs"]}
 
+    @property
+    def guard_name(self) -> str:
+        return self.guard_names[-1]
+
     def status(self) -> dict[str, Any]:
-        return self.objs.status("checkout")
+        return self.objs.status(self.guard_name)
+
+    def replace_guard(self, trial: int) -> None:
+        """A new guard for this trial, the previous one deleted. A guard's evaluations keep
+        one offset to the scrapes (its daemon starts at a random point of its interval),
+        and that offset moves the data delay by up to a scrape interval: one guard for
+        all trials measures one offset, a guard per trial samples them."""
+        self.objs.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.ns, PLURAL, self.guard_name
+        )
+        self.guard_names.append(f"checkout-{trial}")
+        body = {**self.guard, "metadata": {**self.guard["metadata"], "name": self.guard_name}}
+        self.objs.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
 
     # ------------------------------------------------------------ setup
 
@@ -144,24 +259,41 @@ class Bench:
         for dep in (STABLE, CANARY):
             wait_until(
                 lambda d=dep: deployment_available(self.objs.deployment(d)),
-                timeout=120,
+                # The cluster is shared: a controller-manager busy with another run's
+                # thousands of Deployments can take minutes to get to ours.
+                timeout=600,
                 describe=f"Deployment {dep} available",
             )
         sim = launch.spawn_trafficsim(
             self.info, self.ns, "checkout", ROUTE, self.rate, self.sim_log, self.env
         )
         self.pids.append(sim.pid)
+        self.sim_port = launch.trafficsim_port(self.sim_log)
+        if self.settings.scrape != 1.0:
+            private = PrivatePrometheus(
+                self.info.log_dir / f"{self.ns}-prometheus",
+                self.sim_port,
+                self.ns,
+                self.settings.scrape,
+            )
+            self.pids.append(private.proc.pid)
+            self.prometheus_url = private.url
+            self.guard["spec"]["prometheus"] = {"url": private.url}
         # Every evaluation written: trials read the tick phase and the re-armed Healthy
         # evaluation from status. Detection does not depend on it: a breach is a change,
         # written at once under any heartbeat.
+        # The private Prometheus is plain http on loopback: outside the default allow-list.
         operator = launch.spawn_operator(
-            self.info, self.ns, self.operator_log, self.env, "--status-heartbeat", "0"
+            self.info,
+            self.ns,
+            self.operator_log,
+            self.env,
+            *("--status-heartbeat", "0", "--allowed-url", r"^http://127\.0\.0\.1:[0-9]+(/|$)"),
         )
         self.pids.append(operator.pid)
-        self.sim_port = launch.trafficsim_port(self.sim_log)
         launch.wait_operator_ready(self.operator_log)
         wait_until(
-            lambda: self.query(error_rate_query(self.ns)) is not None,
+            lambda: self.query(self.error_rate) is not None,
             timeout=60,
             describe="the simulator's traffic in Prometheus",
         )
@@ -180,15 +312,17 @@ class Bench:
             self.objs.custom.replace_namespaced_custom_object(
                 *GATEWAY[:2], self.ns, GATEWAY[2], ROUTE, route
             )
-        # Errors must have left the 5 s window before re-arming, or the guard would
+        # Errors must have left the rate window before re-arming, or the guard would
         # (rightly) breach again on the previous trial's fault.
         wait_until(
-            lambda: self.query(error_rate_query(self.ns)) == 0.0,
-            timeout=60,
+            lambda: self.query(self.error_rate) == 0.0,
+            timeout=120,
             describe="error rate back to 0",
         )
+        if self.new_guard_each_trial and trial > 1:
+            self.replace_guard(trial)
         value = f"ttc-{trial}-{uuid.uuid4().hex[:6]}"
-        self.objs.annotate_guard("checkout", REARM, value)
+        self.objs.annotate_guard(self.guard_name, REARM, value)
         armed_at = time.time()
 
         def ready() -> bool:
@@ -200,10 +334,15 @@ class Bench:
                 and last.get("verdict") == "Healthy"
                 and (ts(last.get("time")) or 0) > armed_at
                 and self.weights(self.objs.http_route(ROUTE)).get(CANARY) == 10
-                and self.query(error_rate_query(self.ns)) == 0.0
+                and self.query(self.error_rate) == 0.0
             )
 
-        wait_until(ready, timeout=60, interval=0.2, describe="guard re-armed, Watching, Healthy")
+        wait_until(
+            ready,
+            timeout=60 + 2 * self.interval,
+            interval=0.2,
+            describe="guard re-armed, Watching, Healthy",
+        )
 
     def wait_visible(self, deadline: float) -> float | None:
         """Watch the HTTPRoute; the wall-clock time the canary weight is first seen at 0."""
@@ -286,6 +425,7 @@ class Bench:
             "action": f"{action['id']} {action['result']}",
             "ttc": t_visible - t_fault,
             "first_breach": detected - t_fault,
+            "confirmation": confirmed - detected,
             "detection": confirmed - t_fault,
             "decision": acted - confirmed,
             "patch": t_visible - acted,
@@ -297,10 +437,9 @@ class Bench:
     def run(self) -> list[dict[str, Any]]:
         load = os.getloadavg()
         say(f"time to contain: {self.trials} fault injections, namespace {self.ns}")
-        say(
-            "settings: Prometheus scrape 1s; guard intervalSeconds 2, consecutiveBreaches 2, "
-            "rate windows [5s], error-rate max 1%"
-        )
+        say(f"settings: {self.settings.describe()}; error-rate max 1%")
+        if self.new_guard_each_trial:
+            say("          a new guard per trial: each its own evaluation offset to the scrapes")
         say(
             f"          simulator {self.rate:g} req/s following HTTPRoute {ROUTE} "
             f"(v1 90 / v2 10, 0.25s ticks); fault = v2 errorRatio 0.5 (=> ~5% overall)"
@@ -316,7 +455,7 @@ class Bench:
         say()
         say(
             f"{'trial':>5} {'phase':>5} {'incident':>8}  {'TTC':>6} {'1st breach':>10} "
-            f"{'detection':>9} "
+            f"{'confirm':>7} {'detection':>9} "
             f"{'decision':>8} {'patch':>6} {'op ttc':>6}  action"
         )
         for i in range(1, self.trials + 1):
@@ -327,12 +466,22 @@ class Bench:
                 continue
             say(
                 f"{i:5d} {row['phase']:4.1f}s {row['incident']:8d}  {row['ttc']:5.2f}s "
-                f"{row['first_breach']:9.2f}s "
+                f"{row['first_breach']:9.2f}s {row['confirmation']:6.2f}s "
                 f"{row['detection']:8.2f}s {row['decision']:7.3f}s {row['patch']:5.3f}s "
                 f"{row['operator_ttc']:5.2f}s  {row['action']}"
             )
         load = os.getloadavg()
         say(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        stale = [
+            e
+            for name in self.guard_names
+            for e in self.objs.events(name)
+            if e.get("reason") == "StaleConfirmation"
+        ]
+        say(f"StaleConfirmation warnings posted: {len(stale)}")
+        for event in stale:
+            when = event.get("lastTimestamp") or event.get("eventTime")
+            say(f"  {when}: {event.get('message')}")
         return rows
 
     def cleanup(self) -> None:
@@ -358,8 +507,10 @@ class Bench:
                 say(f"cleanup of namespace {self.ns} failed: {exc.status} {exc.reason}")
 
 
-def summarize(rows: list[dict[str, Any]], interval: float) -> None:
+def summarize(rows: list[dict[str, Any]], settings: Settings) -> None:
     ok = [r for r in rows if "error" not in r]
+    interval = float(settings.interval)
+    confirm = float(settings.confirm or settings.interval)
     say()
     say(f"summary over {len(ok)} contained trials ({len(rows) - len(ok)} not contained):")
     if not ok:
@@ -367,6 +518,7 @@ def summarize(rows: list[dict[str, Any]], interval: float) -> None:
     for key, label in (
         ("ttc", "TTC (fault live -> weight 0 visible)"),
         ("first_breach", "fault -> first breaching evaluation"),
+        ("confirmation", "first breach -> breach confirmed"),
         ("detection", "detection (fault -> breach confirmed)"),
         ("decision", "decision (confirmed -> step written)"),
         ("patch", "patch (step written -> visible)"),
@@ -385,32 +537,44 @@ def summarize(rows: list[dict[str, Any]], interval: float) -> None:
     )
     detection = statistics.median([r["detection"] for r in ok])
     first = [r["first_breach"] for r in ok]
-    confirm = statistics.median([r["detection"] - r["first_breach"] for r in ok])
-    # The data delay D (scrape + the 5s window's ratio crossing 1%): every evaluation at
+    confirmation = statistics.median([r["confirmation"] for r in ok])
+    # The data delay D (scrape + the window's ratio crossing 1%): every evaluation at
     # least D after the fault breaches, every earlier one does not. So D <= the shortest
     # fault -> first breach, and D > (first breach - interval) whenever that earlier
     # evaluation came after the fault.
+    # With a scrape much shorter than the interval D is nearly constant within a run;
+    # with a long one it depends on where the fault falls between two scrapes, and the
+    # bounds can cross.
     upper = min(first)
     lower = max([f - interval for f in first if f - interval >= 0] or [0.0])
+    bounds = (
+        f"here {lower:.2f}s < D <= {upper:.2f}s"
+        if lower <= upper
+        else f"here D varies from trial to trial ({upper:.2f}s to over {lower:.2f}s) with where "
+        "the fault falls between two scrapes"
+    )
+    extra = settings.breaches - 1
     say(
         f"what limits it: detection is {detection / med:.0%} of the median TTC.\n"
-        f"  - data delay D: an evaluation breaches only once the fault is D old, here "
-        f"{lower:.2f}s < D <= {upper:.2f}s: the error ratio over the 5s window crosses 1% "
-        "only when ~1s of faulty traffic (1/5 of the window, at 5% steady state) is in it, "
-        "and that shows after the next 1s scrape;\n"
+        f"  - data delay D: an evaluation breaches only once the fault is D old, {bounds}: "
+        f"the error ratio over the [{settings.window}] window "
+        "crosses 1% once 1/5 of the window holds faulty traffic (5% steady state), and that "
+        f"shows after the next {settings.scrape:g}s scrape;\n"
         f"  - evaluation alignment: the first evaluation after that comes 0-{interval:g}s later "
         f"(fault -> first breaching evaluation: median {statistics.median(first):.2f}s, "
         f"{min(first):.2f}-{max(first):.2f}s over the swept phases);\n"
-        f"  - consecutiveBreaches 2 x intervalSeconds {interval:g}: one more interval before "
-        f"the breach is confirmed (median {confirm:.2f}s);\n"
+        f"  - confirmation: {extra} more breaching evaluation(s), {confirm:g}s apart "
+        f"(first breach -> confirmed: median {confirmation:.2f}s);\n"
         "  - decision (queries, target and step reads, the PUT): median "
         f"{statistics.median([r['decision'] for r in ok]) * 1000:.0f} ms; patch visible to a "
         f"watch: median {statistics.median([r['patch'] for r in ok]) * 1000:.0f} ms.\n"
-        f"  So TTC ~= D + U(0, {interval:g}s) + (consecutiveBreaches - 1) x {interval:g}s + "
-        "~0.05s; the knobs are the rate window, intervalSeconds and consecutiveBreaches, "
-        "not operator speed.\n"
-        "  (Scrapes every 1s and evaluations every 2s keep a fixed offset within one run, "
-        "so D is one sample of that offset; across runs expect D in ~1-2s.)"
+        f"  So TTC ~= D + U(0, {interval:g}s) + {extra} x {confirm:g}s + ~0.05s."
+    )
+    say()
+    say(
+        f"TTC [{settings.describe()}]: median {med:.2f}s, p95 {p95:.2f}s "
+        f"over {len(ok)} trials; first breach median {statistics.median(first):.2f}s, "
+        f"confirmation median {confirmation:.2f}s"
     )
 
 
@@ -418,14 +582,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="fault injections (default 20)")
     parser.add_argument("--rate", type=float, default=200.0, help="simulator req/s (default 200)")
+    parser.add_argument("--interval", type=int, default=2, help="intervalSeconds (default 2)")
+    parser.add_argument("--breaches", type=int, default=2, help="consecutiveBreaches (default 2)")
+    parser.add_argument(
+        "--confirm-interval",
+        type=int,
+        default=None,
+        help="confirmIntervalSeconds (default: not set, i.e. intervalSeconds)",
+    )
+    parser.add_argument(
+        "--window", default="5s", help="rate() window of the guard's queries (default 5s)"
+    )
+    parser.add_argument(
+        "--scrape",
+        type=float,
+        default=1.0,
+        help="scrape interval in seconds (default 1: the cluster's Prometheus; "
+        "else a private Prometheus)",
+    )
+    parser.add_argument(
+        "--new-guard-each-trial",
+        action="store_true",
+        help="a fresh guard per trial, so that trials sample the guard's evaluation offset "
+        "to the scrapes instead of keeping one",
+    )
     args = parser.parse_args()
+    settings = Settings(
+        interval=args.interval,
+        breaches=args.breaches,
+        confirm=args.confirm_interval,
+        window=args.window,
+        scrape=args.scrape,
+    )
     info = devcluster.ensure_up(ROOT)
-    bench = Bench(info, args.trials, args.rate)
+    bench = Bench(info, args.trials, args.rate, settings, args.new_guard_each_trial)
     try:
         rows = bench.run()
     finally:
         bench.cleanup()
-    summarize(rows, bench.interval)
+    summarize(rows, settings)
 
 
 if __name__ == "__main__":
