@@ -1,10 +1,11 @@
-"""Kopf wiring: one daemon per ReleaseGuard that evaluates it every intervalSeconds.
+"""Kopf wiring: one daemon per ReleaseGuard that evaluates it every intervalSeconds
+(sooner while a breach is being confirmed: `domain.confirmation` decides).
 
 Thin on purpose: parse what Kopf hands us, run `GuardService.tick` in a worker thread
 (the clients are synchronous; the event loop must never block), post the Events it
-returns. Why a daemon and not a timer: the interval is per guard (spec.intervalSeconds),
-and a timer's interval is fixed per decorator; a Kopf timer's idle countdown is also
-reset by our own status patches.
+returns. Why a daemon and not a timer: the interval is per guard and changes while a
+breach is being confirmed, and a timer's interval is fixed per decorator; a Kopf
+timer's idle countdown is also reset by our own status patches.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,9 +31,9 @@ from chart import render, token_kubeconfig
 from kubernetes import client as k8s
 from objects import GROUP, PLURAL, VERSION, Objects, condition
 from test_containment import bad_metric, spec, wait_phase
-from test_install import Install
+from test_install import install  # noqa: F401 (the fixture, shared)
 
-from conftest import Cluster, Prometheus, dns_label, release_finalizers
+from conftest import Cluster, dns_label, release_finalizers
 from devcluster.launch import EVERY_EVALUATION
 from waiting import wait_until
 
@@ -526,20 +526,6 @@ def test_an_unlabelled_secret_is_never_read_so_its_token_is_never_sent(
 # --------------------------------------------------------------------------- namespaces
 
 
-@pytest.fixture
-def chart_install(cluster: Cluster, prometheus: Prometheus) -> Iterator[Callable[..., Install]]:
-    made: list[Install] = []
-
-    def make(namespace: str, **values: Any) -> Install:
-        values = {"prometheusUrl": prometheus.url, **values}
-        made.append(Install(cluster, dns_label("rg", 30), namespace, values))
-        return made[-1]
-
-    yield make
-    for each in made:
-        each.stop()
-
-
 def unchanged_by_others(obj: dict[str, Any]) -> Any:
     """What only a writer other than the cluster's controllers changes: the resourceVersion,
     except for a Deployment, whose controller keeps writing its status; for it, its spec,
@@ -551,7 +537,12 @@ def unchanged_by_others(obj: dict[str, Any]) -> Any:
 
 
 def test_a_guard_cannot_reach_objects_in_another_namespace_the_operator_may_write(
-    cluster, namespace, exporter, chart_install, tmp_path, author
+    cluster,
+    namespace,
+    exporter,
+    install,  # noqa: F811 (the fixture imported above)
+    tmp_path,
+    author,
 ):
     """The operator, as the chart's ServiceAccount, may write in both namespaces; a guard
     in `namespace` naming objects that exist only in the other changes nothing there.
@@ -574,7 +565,7 @@ def test_a_guard_cannot_reach_objects_in_another_namespace_the_operator_may_writ
         }
         before = {n: unchanged_by_others(read(n)) for n, read in readers.items()}
 
-        release = chart_install(namespace, watchNamespaces=[namespace, other])
+        release = install(namespace, watchNamespaces=[namespace, other])
         release.start_pod(tmp_path, "watching ReleaseGuards in")
         ours = Objects(cluster.api, namespace)
         ours.create_deployment("app", "registry.local/app:1")
