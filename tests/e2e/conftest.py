@@ -18,6 +18,7 @@ import signal
 import string
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,27 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         if error.status != 404:
             raise
     release_finalizers(cluster.api, name)
+
+
+@contextmanager
+def extra_namespace(
+    cluster: Cluster, base: str, labels: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """A further namespace for a test (unique name from ``base``), deleted afterwards
+    like ``namespace``, the operator's finalizers released."""
+    name = dns_label(base)
+    core = k8s.CoreV1Api(cluster.api)
+    labels = {"releaseguard.dev/e2e": "true", **(labels or {})}
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels=labels)))
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name, propagation_policy="Background")
+        except k8s.ApiException as error:
+            if error.status != 404:
+                raise
+        release_finalizers(cluster.api, name)
 
 
 def release_finalizers(api: k8s.ApiClient, namespace: str) -> None:

@@ -25,8 +25,7 @@ import shutil
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from chart import (
 )
 from test_containment import breaching_canary_guard, wait_phase
 
+from conftest import extra_namespace
 from waiting import wait_until
 
 # A release namespace for the rendering tests (they create nothing).
@@ -122,24 +122,6 @@ def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def fullname(docs: list[dict[str, Any]]) -> str:
     return one(docs, "Deployment")["metadata"]["name"]
-
-
-@contextmanager
-def extra_namespace(
-    cluster: Any, base: str, labels: Mapping[str, str] | None = None
-) -> Iterator[str]:
-    """A second namespace for a test (unique suffix), deleted afterwards."""
-    name = f"{base[:50].rstrip('-')}-{uuid.uuid4().hex[:6]}"
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"releaseguard.dev/e2e": "true", **(labels or {})}},
-    }
-    cluster.kubectl("create", "-f", "-", input=yaml.safe_dump(manifest))
-    try:
-        yield name
-    finally:
-        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 def restrict(cluster: Any, namespace: str) -> None:

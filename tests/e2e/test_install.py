@@ -29,7 +29,7 @@ from kubernetes import watch
 from objects import Objects
 from test_containment import bad_metric, spec, wait_actions, wait_phase
 
-from conftest import Cluster, OperatorProcess, dns_label, release_finalizers
+from conftest import Cluster, OperatorProcess, dns_label, extra_namespace
 from devcluster.launch import read_metrics
 from releaseguard.adapters.leadership import LEASE_DURATION
 from waiting import wait_until
@@ -180,10 +180,7 @@ def test_the_default_install_contains_a_guard_in_a_namespace_made_after_it_start
     wait_until(lambda: pod.probe("/readyz") == 200, timeout=30, describe="/readyz")
     assert pod.leader() == 1
 
-    later = dns_label("made-after")
-    core = k8s.CoreV1Api(cluster.api)
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=later)))
-    try:
+    with extra_namespace(cluster, "made-after") as later:
         objs = Objects(cluster.api, later)
         objs.create_deployment("app", "registry.local/app:1")
         objs.create_config_map("flags", {"f": "on"})
@@ -196,18 +193,12 @@ def test_the_default_install_contains_a_guard_in_a_namespace_made_after_it_start
         assert objs.config_map("flags")["data"]["f"] == "off"
         log = pod.process.log_text()
         assert "Forbidden" not in log and "Traceback" not in log, pod.process.log_tail()
-    finally:
-        core.delete_namespace(later, propagation_policy="Background")
-        release_finalizers(cluster.api, later)
 
 
 def test_the_namespaced_install_contains_with_roles_in_the_watched_namespace_only(
     cluster, namespace, exporter, install, tmp_path
 ):
-    watched = dns_label("watched")
-    core = k8s.CoreV1Api(cluster.api)
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=watched)))
-    try:
+    with extra_namespace(cluster, "watched") as watched:
         release = install(namespace, watchNamespaces=[watched])
         assert f"--namespace={watched}" in release.container["args"]
         account = f"system:serviceaccount:{namespace}:{release.pod_spec['serviceAccountName']}"
@@ -230,9 +221,6 @@ def test_the_namespaced_install_contains_with_roles_in_the_watched_namespace_onl
         assert status["actions"][0]["result"] == "Applied"
         log = pod.process.log_text()
         assert "Forbidden" not in log and "Traceback" not in log, pod.process.log_tail()
-    finally:
-        core.delete_namespace(watched, propagation_policy="Background")
-        release_finalizers(cluster.api, watched)
 
 
 class ChangeCounter:

@@ -28,12 +28,11 @@ from typing import Any
 import pytest
 import yaml
 from chart import render, token_kubeconfig
-from kubernetes import client as k8s
 from objects import GROUP, PLURAL, VERSION, Objects, condition
 from test_containment import bad_metric, spec, wait_phase
 from test_install import install  # noqa: F401 (the fixture, shared)
 
-from conftest import Cluster, dns_label, release_finalizers
+from conftest import Cluster, dns_label, extra_namespace
 from devcluster.launch import EVERY_EVALUATION
 from waiting import wait_until
 
@@ -548,10 +547,7 @@ def test_a_guard_cannot_reach_objects_in_another_namespace_the_operator_may_writ
     in `namespace` naming objects that exist only in the other changes nothing there.
     The admission policy is on in `namespace`: the operator's own updates of the guard
     (Kopf's finalizer) pass it."""
-    other = dns_label("other")
-    core = k8s.CoreV1Api(cluster.api)
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=other)))
-    try:
+    with extra_namespace(cluster, "other") as other:
         theirs = Objects(cluster.api, other)
         theirs.create_deployment("worker", "registry.local/worker:1")
         theirs.create_config_map("flags", {"f": "on"})
@@ -580,6 +576,3 @@ def test_a_guard_cannot_reach_objects_in_another_namespace_the_operator_may_writ
         assert after == before
         log = release.pods[0].process.log_text()
         assert "Forbidden" not in log and "Traceback" not in log, release.pods[0].process.log_tail()
-    finally:
-        core.delete_namespace(other, propagation_policy="Background")
-        release_finalizers(cluster.api, other)

@@ -146,6 +146,22 @@ class Bench:
             for future in [pool.submit(fn, item) for item in items]:
                 future.result()
 
+    def create_guards(self, objs: Objects, n: int) -> None:
+        """Deployment `app` (Available) and `n` healthy guards of it: one cheap query the
+        local Prometheus always answers with one number, no steps."""
+        objs.create_deployment("app", "registry.local/app:1")
+        wait_until(
+            lambda: deployment_available(objs.deployment("app")),
+            timeout=120,
+            describe="Deployment app available",
+        )
+        spec = {
+            "target": {"deployment": "app"},
+            "intervalSeconds": INTERVAL,
+            "metrics": [{"name": "up", "query": "vector(1)", "max": 1e9}],
+        }
+        self.parallel(lambda i: objs.create_guard(f"g-{i:04d}", spec), list(range(n)))
+
     def create_namespace(self, n: int) -> str:
         ns = f"bench-scale-{n}-{uuid.uuid4().hex[:6]}"
         self.core.create_namespace({"metadata": {"name": ns}})
@@ -188,19 +204,8 @@ class Bench:
         pid: int | None = None
         try:
             objs = Objects(self.api, ns)
-            objs.create_deployment("app", "registry.local/app:1")
-            wait_until(
-                lambda: deployment_available(objs.deployment("app")),
-                timeout=120,
-                describe="Deployment app available",
-            )
-            spec = {
-                "target": {"deployment": "app"},
-                "intervalSeconds": INTERVAL,
-                "metrics": [{"name": "up", "query": "vector(1)", "max": 1e9}],
-            }
             t0 = time.monotonic()
-            self.parallel(lambda i: objs.create_guard(f"g-{i:04d}", spec), list(range(n)))
+            self.create_guards(objs, n)
             say(f"  N={n}: {n} guards created in {time.monotonic() - t0:.1f}s ({WORKERS} workers)")
 
             log_path = self.info.log_dir / f"{ns}-operator.log"

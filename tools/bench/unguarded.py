@@ -48,8 +48,8 @@ from devcluster import launch, processes
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from objects import Objects, deployment_available
-from scale import INTERVAL, WORKERS, Bench, cpu_seconds, machine_busy, say
+from objects import Objects
+from scale import WORKERS, Bench, cpu_seconds, machine_busy, say
 
 from waiting import wait_until
 
@@ -254,19 +254,7 @@ class Unguarded(Bench):
         operator: subprocess.Popen[bytes] | None = None
         readings = []
         try:
-            objs = Objects(self.api, ns)
-            objs.create_deployment("app", "registry.local/app:1")
-            wait_until(
-                lambda: deployment_available(objs.deployment("app")),
-                timeout=120,
-                describe="Deployment app available",
-            )
-            spec = {
-                "target": {"deployment": "app"},
-                "intervalSeconds": INTERVAL,
-                "metrics": [{"name": "up", "query": "vector(1)", "max": 1e9}],
-            }
-            self.parallel(lambda i: objs.create_guard(f"g-{i:04d}", spec), list(range(n)))
+            self.create_guards(Objects(self.api, ns), n)
 
             started = time.monotonic()
             operator, url = self.start_operator(ns, n, "alone")
