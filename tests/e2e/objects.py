@@ -11,6 +11,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from waiting import wait_until
+
 GROUP, VERSION, PLURAL = "releaseguard.io", "v1alpha1", "releaseguards"
 GATEWAY = ("gateway.networking.k8s.io", "v1", "httproutes")
 TIMEOUT = (3, 15)
@@ -66,6 +68,18 @@ class Objects:
             field_selector=f"involvedObject.name={name},involvedObject.kind=ReleaseGuard",
         )["items"]
         return sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    def wait_event(self, name: str, reason: str, timeout: float = 30) -> list[dict[str, Any]]:
+        """The guard's Events with this reason, once there is one.
+
+        Events are posted after the status write that records the same moment,
+        so a test that has just seen the status must wait for the Event.
+        """
+        return wait_until(
+            lambda: [e for e in self.events(name) if e["reason"] == reason],
+            timeout=timeout,
+            describe=lambda: f"Event {reason}; have {[e['reason'] for e in self.events(name)]}",
+        )
 
     # workloads
     def create_deployment(

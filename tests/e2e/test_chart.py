@@ -46,7 +46,6 @@ from chart import (
 from test_containment import breaching_canary_guard, wait_phase
 
 from conftest import extra_namespace
-from waiting import wait_until
 
 # A release namespace for the rendering tests (they create nothing).
 RELEASE_NS = "rg-system"
@@ -517,11 +516,7 @@ def test_the_operator_contains_with_only_the_charts_rbac(
 
         status = wait_phase(objs, "g", "Contained")
         assert status["actions"][0]["result"] == "Applied"
-        wait_until(
-            lambda: any(e["reason"] == "StepApplied" for e in objs.events("g")),
-            timeout=30,
-            describe="the StepApplied Event, posted with the SA's token",
-        )
+        objs.wait_event("g", "StepApplied")  # posted with the SA's token
         holder = cluster.kubectl(
             "get", "lease", account, "-n", namespace, "-o", "jsonpath={.spec.holderIdentity}"
         )

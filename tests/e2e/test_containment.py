@@ -92,7 +92,7 @@ def test_feature_flag_step_turns_the_flag_off_and_records_it(
     assert incident["number"] == 1
     assert incident["timeToContainSeconds"] >= 0
     assert condition(status, "Contained")["status"] == "True"
-    assert any(e["reason"] == "StepApplied" for e in objs.events("g"))
+    objs.wait_event("g", "StepApplied")
     printed = cluster.kubectl("get", "rg", "g", "-n", namespace).stdout
     assert "FeatureFlag Applied" in printed and "Contained" in printed
 
@@ -303,12 +303,7 @@ def test_nothing_applicable_is_exhausted_with_a_warning(cluster, namespace, expo
 
     status = wait_phase(objs, "g", "Exhausted")
     assert "ConfigMap missing-flags not found" in status["message"]
-    # Events are posted after the status write: wait for it rather than read at once.
-    warnings = wait_until(
-        lambda: [e for e in objs.events("g") if e["reason"] == "Exhausted"],
-        timeout=30,
-        describe=lambda: [e["reason"] for e in objs.events("g")],
-    )
+    warnings = objs.wait_event("g", "Exhausted")
     assert len(warnings) == 1 and warnings[0]["type"] == "Warning"
 
 

@@ -94,8 +94,7 @@ def test_breach_is_confirmed_after_exactly_consecutive_breaches(
     status = objs.status("g")
     assert condition(status, "Breached")["status"] == "True"
     assert "error-rate 0.5 > 0.1" in condition(status, "Breached")["message"]
-    reasons = [e["reason"] for e in objs.events("g")]
-    assert "BreachConfirmed" in reasons
+    objs.wait_event("g", "BreachConfirmed")
 
 
 def test_single_spike_does_not_confirm_breach(cluster, namespace, exporter, run_operator):
@@ -377,7 +376,7 @@ def test_missing_target_makes_the_guard_invalid_and_others_keep_working(
         describe=lambda: objs.status("fine"),
     )
     assert objs.status("fine")["phase"] == "Watching"
-    assert any(e["reason"] == "Invalid" for e in objs.events("missing"))
+    objs.wait_event("missing", "Invalid")
 
 
 def test_suspended_guard_is_not_evaluated(cluster, namespace, exporter, run_operator):

@@ -93,14 +93,6 @@ def wait_evaluations(
     return seen
 
 
-def wait_event(objs: Objects, name: str, reason: str, timeout: float = 30) -> list[dict]:
-    return wait_until(
-        lambda: [e for e in objs.events(name) if e["reason"] == reason],
-        timeout=timeout,
-        describe=lambda: f"Event {reason}; have {[e['reason'] for e in objs.events(name)]}",
-    )
-
-
 def readiness(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((r for r in status.get("readiness") or [] if r["type"] == type_), {})
 
@@ -178,7 +170,7 @@ def test_a_flag_turned_off_is_restored_only_by_a_human(cluster, namespace, expor
     contained_by_flag(objs, exporter, run_operator)
     recovered = wait_recovered(objs, exporter)
     assert recovered["phase"] == "Contained"
-    wait_event(objs, "g", "Recovered")
+    objs.wait_event("g", "Recovered")
 
     set_flag(objs, "flags", "new-checkout", "true")
     seen = wait_evaluations(objs, "g", 4)
@@ -237,7 +229,7 @@ def test_a_succeeded_migration_job_refuses_rollback_and_the_next_step_is_used(
     rollback_ready = condition(refused, "RollbackReady")
     assert (rollback_ready["status"], rollback_ready["reason"]) == ("False", "StateChanged")
     assert refused["lastKnownGood"]["revision"] == "1"  # a rollback target exists
-    (event,) = wait_event(objs, "g", "RollbackRefused")
+    (event,) = objs.wait_event("g", "RollbackRefused")
     assert event["type"] == "Warning" and "Job migrate succeeded" in event["message"]
     generation = objs.deployment("app")["metadata"]["generation"]
 
@@ -265,7 +257,7 @@ def test_a_succeeded_migration_job_with_only_rollback_exhausts_the_ladder(
     assert "rollback refused" in status["message"]
     assert "state changed" in status["message"]
     assert not status.get("actions")
-    (warning,) = wait_event(objs, "g", "Exhausted")
+    (warning,) = objs.wait_event("g", "Exhausted")
     assert warning["type"] == "Warning"
     after = objs.deployment("app")
     assert image_of(after) == "registry.local/app:2"
@@ -289,7 +281,7 @@ def test_the_irreversible_annotation_refuses_rollback_like_a_job(
     assert "rollback refused" in reason and f"{IRREVERSIBLE}=true" in reason
     assert condition(refused, "RollbackReady")["reason"] == "StateChanged"
     assert refused["lastKnownGood"]["revision"] == "1"
-    wait_event(objs, "g", "RollbackRefused")
+    objs.wait_event("g", "RollbackRefused")
     generation = objs.deployment("app")["metadata"]["generation"]
 
     breach(exporter, namespace)
@@ -463,7 +455,7 @@ def test_rearm_ends_the_incident_and_a_new_breach_opens_incident_two(
     )
     assert status["incident"]["number"] == 1
     assert status["handledAnnotations"][REARM] == "1"
-    (event,) = wait_event(objs, "g", "Rearmed")
+    (event,) = objs.wait_event("g", "Rearmed")
     assert event["type"] == "Normal"
     assert objs.config_map("flags")["data"]["new-checkout"] == "true"
 
@@ -484,7 +476,7 @@ def test_a_new_target_revision_rearms_the_guard(cluster, namespace, exporter, ru
     wait_recovered(objs, exporter)
 
     objs.set_image("app", "registry.local/app:2")
-    (event,) = wait_event(objs, "g", "Rearmed")
+    (event,) = objs.wait_event("g", "Rearmed")
     assert "revision 2" in event["message"]
     status = wait_status(
         objs, "g", lambda s: s.get("phase") == "Watching" and s["incident"].get("closed")

@@ -453,11 +453,7 @@ def test_migration_already_ran_refuses_rollback_and_contains_with_flag_then_cana
     assert readiness["FeatureFlag"]["ready"] and readiness["CanaryWeight"]["ready"]
     rollback_ready = condition(status, "RollbackReady")
     assert (rollback_ready["status"], rollback_ready["reason"]) == ("False", "StateChanged")
-    warnings = wait_until(
-        lambda: [e for e in objs.events("checkout") if e["reason"] == "RollbackRefused"],
-        timeout=30,
-        describe=lambda: [e["reason"] for e in objs.events("checkout")],
-    )
+    warnings = objs.wait_event("checkout", "RollbackRefused")
     assert warnings[0]["type"] == "Warning" and refused in warnings[0]["message"]
 
     sim.set_profile("v2", error_ratio=0.5)
