@@ -11,11 +11,12 @@ PYTEST_ARGS ?=
 # e2e tests each own a namespace and an operator, so they run in parallel.
 XDIST ?= -n 4
 
-.PHONY: help venv binaries prometheus cluster-up cluster-down cluster-status lint test \
+.PHONY: help venv binaries prometheus alertmanager cluster-up cluster-down cluster-status lint test \
         test-unit test-e2e demo demo-down bench clean
 
 help:
 	@echo "make demo        start the local cluster, Prometheus and the operator with an example guard"
+	@echo "make demo GITOPS=1   ... and then a simulated GitOps reconciler fighting the containment"
 	@echo "make test        lint, unit tests and e2e tests on the local cluster"
 	@echo "make demo-down   stop everything the demo started (same as cluster-down)"
 
@@ -32,8 +33,14 @@ binaries:
 
 prometheus:
 	@command -v prometheus >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null)
+	@# tmux: the e2e test of `kubectl releaseguard status --watch` runs it in a real terminal.
+	@command -v tmux >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tmux >/dev/null)
 
-cluster-up: venv binaries prometheus
+# Debian's prometheus-alertmanager: the notification tests post alerts to it.
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null)
+
+cluster-up: venv binaries prometheus alertmanager
 	$(DEVCLUSTER) up
 
 cluster-down: venv
@@ -47,7 +54,8 @@ lint: venv
 	$(VENV)/bin/ruff format --check operator tools tests
 	cd operator && ../$(VENV)/bin/lint-imports ../pyproject.toml
 
-test-unit: venv
+# prometheus: promtool checks and unit-tests the operator's alert rules.
+test-unit: venv prometheus
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # Tests marked clusterwide run an operator over every namespace: alone first, so that it
@@ -58,8 +66,9 @@ test-e2e: cluster-up
 
 test: lint test-unit check-image test-e2e
 
+# GITOPS=1 adds an act in which a stand-in for Argo CD self-heal undoes the containment.
 demo: cluster-up
-	PYTHONPATH=tools $(PY) tools/demo.py
+	GITOPS=$(GITOPS) PYTHONPATH=tools $(PY) tools/demo.py
 
 demo-down: venv
 	PYTHONPATH=tools $(PY) tools/demo.py down
@@ -71,8 +80,11 @@ bench: cluster-up
 	PYTHONPATH=tools $(PY) tools/bench/ttc.py
 	PYTHONPATH=tools $(PY) tools/bench/ttc.py --interval 10 --trials 10
 	PYTHONPATH=tools $(PY) tools/bench/ttc.py --interval 10 --confirm-interval 2 --trials 10
+	PYTHONPATH=tools $(PY) tools/bench/ttc.py --dead-webhook both --trials 10
 	PYTHONPATH=tools $(PY) tools/bench/scale.py
+	PYTHONPATH=tools $(PY) tools/bench/guard_metrics.py
 	PYTHONPATH=tools $(PY) tools/bench/unguarded.py
+	PYTHONPATH=tools $(PY) tools/bench/killloop.py
 
 clean: cluster-down
 	rm -rf $(VENV) .devcluster

@@ -4,7 +4,8 @@ It starts (in the background, left running) the traffic simulator and the operat
 deploys the checkout canary from examples/, applies examples/checkout-guard.yaml,
 injects a fault into the canary, and prints what happens each second: the error rate
 Prometheus sees, the guard's verdict and phase, the step taken, recovery and the time to
-contain. `make demo-down` stops it all.
+contain. `make demo-down` stops it all. `make demo GITOPS=1` adds an act in which a
+stand-in for Argo CD self-heal undoes the containment every 3 s (Demo.gitops_fight).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class Demo:
         port, _ = self.start_background()
         say(f"traffic simulator on 127.0.0.1:{port} (200 req/s), operator running")
         self.wait("traffic in Prometheus", lambda: self.query(ERROR_RATE) is not None, 60)
+        git_rules = self.get("httproute", "checkout")["spec"]["rules"]  # "Git"'s version
         self.kubectl("apply", "-n", NS, "-f", str(ROOT / "examples" / "checkout-guard.yaml"))
         say("guard applied: examples/checkout-guard.yaml (error-rate max 1%, p99 max 250 ms)\n")
 
@@ -165,6 +167,8 @@ class Demo:
             if (row["status"].get("incident") or {}).get("recoveredAt"):
                 break
             time.sleep(1)
+        if os.environ.get("GITOPS") == "1":
+            self.gitops_fight(t0, git_rules)
         status = self.get("rg", "checkout").get("status") or {}
         incident = status.get("incident") or {}
         say("\nsummary")
@@ -180,13 +184,61 @@ class Demo:
                 f"{action['before']} -> {action['after']} ({action['reason']})"
             )
         say(f"  recovered at {incident.get('recoveredAt', 'not yet')}")
-        kc = f"--kubeconfig {self.info.kubeconfig}"
-        say("\nthe cluster, simulator and operator stay up. Look around:")
-        say(f"  kubectl {kc} get rg -n {NS}")
-        say(f"  kubectl {kc} describe rg checkout -n {NS}")
-        say(f"  kubectl {kc} get rg checkout -n {NS} -o jsonpath='{{.status.actions}}'")
+        plugin_path = f"{Path(sys.executable).parent}:{Path(self.info.kubectl).parent}"
+        say("\nthe cluster, simulator and operator stay up. Look around with the plugin:")
+        say(f"  export KUBECONFIG={self.info.kubeconfig} PATH={plugin_path}:$PATH")
+        say(f"  kubectl releaseguard list -n {NS}")
+        say(f"  kubectl releaseguard status checkout -n {NS} --watch")
+        prom = self.info.prometheus_url
+        say(f"  kubectl releaseguard check checkout -n {NS} --prometheus-url {prom}")
+        say(f"  kubectl releaseguard rearm checkout -n {NS}")
+        say(f"  kubectl releaseguard contain checkout -n {NS}")
+        last_id = ((status.get("actions") or [{}])[-1]).get("id", "<action id>")
+        say(f"  kubectl releaseguard undo checkout {last_id} -n {NS}   # after rearm")
         say(f"  logs: {self.info.log_dir}/demo-operator.log")
         say("stop everything with: make demo-down")
+        say("\nthe incident, as `kubectl releaseguard timeline checkout` tells it:\n")
+        timeline = subprocess.run(
+            [str(self.info.kubectl), "releaseguard", "timeline", "checkout", "-n", NS],
+            env=dict(self.env, PATH=f"{plugin_path}:{os.environ.get('PATH', '')}"),
+            text=True,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        say(timeline.stdout + timeline.stderr)
+
+    def gitops_fight(self, t0: float, git_rules: list[Any]) -> None:
+        """`make demo GITOPS=1`: a reconciler undoes the containment. It is a stand-in for
+        Argo CD self-heal, not Argo CD: every 3 s it patches the HTTPRoute back to the
+        version it had before the guard, with its own field manager. The guard re-applies
+        a bounded number of times (spec.onRevert.reapply, default 3, backing off), then
+        escalates to its next step or stops, naming who undid it."""
+        say(
+            "\n>>> GitOps fight: a stand-in for Argo CD self-heal puts the HTTPRoute back to "
+            "v2 10% every 3 s (kubectl patch --field-manager=argocd-demo)"
+        )
+        patch = json.dumps({"spec": {"rules": git_rules}})
+        deadline, next_sync = time.monotonic() + 120, 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_sync:
+                self.kubectl(
+                    "patch", "httproute", "checkout", "-n", NS, "--type=merge",
+                    "--field-manager=argocd-demo", "-p", patch,
+                )  # fmt: skip
+                next_sync = time.monotonic() + 3
+            status = self.row(t0)["status"]
+            actions = status.get("actions") or []
+            escalated = [a for a in actions if a["type"] not in ("CanaryWeight", "GitOpsPause")]
+            if status.get("phase") == "Exhausted" or escalated:
+                why = status.get("message") or f"escalated to {escalated[-1]['id']}"
+                say(f">>> the guard stopped fighting: {why}")
+                break
+            time.sleep(1)
+        status = self.get("rg", "checkout").get("status") or {}
+        writes = [a["id"] for a in status.get("actions") or [] if a["type"] == "CanaryWeight"]
+        reverts = (status.get("incident") or {}).get("reverts", 0)
+        say(f">>> reverts found: {reverts}; the guard's writes of the HTTPRoute: {writes}")
 
 
 def stop() -> None:

@@ -14,6 +14,7 @@ import ctypes.util
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -25,9 +26,10 @@ import kopf
 from kubernetes import client, config
 
 from releaseguard import handlers  # registers the Kopf handlers
-from releaseguard.adapters import health, metrics
+from releaseguard.adapters import health, logs, metrics
 from releaseguard.adapters.kube import Kube
 from releaseguard.adapters.leadership import Leadership, default_identity
+from releaseguard.adapters.notify import Notifier
 from releaseguard.adapters.prometheus import PrometheusPool
 from releaseguard.domain.allowlist import DEFAULT_PATTERNS, AllowList, parse_patterns
 from releaseguard.service import GuardService
@@ -86,14 +88,16 @@ def _own_namespace() -> str | None:
         return None
 
 
-def _allowed_urls(flags: list[str] | None, prometheus_url: str | None) -> AllowList:
+def _allowed_urls(
+    flags: list[str] | None, prometheus_url: str | None, alertmanager_url: str | None = None
+) -> AllowList:
     """The flags, else RELEASEGUARD_ALLOWED_URLS, else the default (docs/security.md
     says why ^https:// and not everything), always with the operator's own URL."""
     patterns = flags if flags is not None else parse_patterns(os.environ.get(ENV_ALLOWED))
     if patterns is None:
         patterns = DEFAULT_PATTERNS
         log.info("no --allowed-url: guards may name %s", " ".join(DEFAULT_PATTERNS))
-    allowed = AllowList.of(patterns, [prometheus_url])
+    allowed = AllowList.of(patterns, [prometheus_url, alertmanager_url])
     log.info("URL allow-list: %s", allowed.describe())
     return allowed
 
@@ -149,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(env RELEASEGUARD_PROMETHEUS_URL)",
     )
     run.add_argument(
+        "--alertmanager-url",
+        default=os.environ.get("RELEASEGUARD_ALERTMANAGER_URL"),
+        help="Alertmanager base URL for spec.notify alertmanager entries without a url "
+        "(env RELEASEGUARD_ALERTMANAGER_URL); always allowed, like --prometheus-url",
+    )
+    run.add_argument(
+        "--argocd-cross-namespace",
+        action="store_true",
+        default=os.environ.get("RELEASEGUARD_ARGOCD_CROSS_NAMESPACE") == "true",
+        help="let a guard's spec.gitOps.argoCD name an Application outside the guard's "
+        "namespace (off by default; the chart's admission policy checks that the guard's "
+        "author may patch it; env RELEASEGUARD_ARGOCD_CROSS_NAMESPACE=true)",
+    )
+    run.add_argument(
         "--allowed-url",
         action="append",
         metavar="REGEX",
@@ -165,6 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads evaluating guards at once, and as many for Prometheus queries; a "
         "guard whose Prometheus hangs holds one for up to its timeout (env "
         "RELEASEGUARD_WORKERS, default 32)",
+    )
+    run.add_argument(
+        "--max-inflight-queries",
+        type=int,
+        metavar="N",
+        default=_env_int("RELEASEGUARD_MAX_INFLIGHT_QUERIES"),
+        help="Prometheus queries in flight at once, all guards together; a query waits "
+        "for a slot until its deadline, then its guard shows NoData (QueryBudgetExhausted) "
+        "(env RELEASEGUARD_MAX_INFLIGHT_QUERIES, default --workers)",
+    )
+    run.add_argument(
+        "--max-inflight-queries-per-namespace",
+        type=int,
+        metavar="N",
+        default=_env_int("RELEASEGUARD_MAX_INFLIGHT_QUERIES_PER_NAMESPACE"),
+        help="as --max-inflight-queries, for the guards of one namespace "
+        "(env RELEASEGUARD_MAX_INFLIGHT_QUERIES_PER_NAMESPACE, default half of "
+        "--max-inflight-queries)",
     )
     run.add_argument(
         "--status-heartbeat",
@@ -212,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="namespace of the Lease (default: env POD_NAMESPACE, else the namespace of "
         "the mounted ServiceAccount)",
     )
+    run.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("RELEASEGUARD_LOG_FORMAT", "text"),
+        help="text (default) or json: one JSON object per line, with namespace, guard, "
+        "incident and actionId fields where they apply (env RELEASEGUARD_LOG_FORMAT)",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -221,13 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.leader_election and not args.leader_election_namespace:
         parser.error("--leader-election needs --leader-election-namespace or POD_NAMESPACE")
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     namespaces: list[str] = args.namespace
     try:
-        allowed = _allowed_urls(args.allowed_url, args.prometheus_url)
+        allowed = _allowed_urls(args.allowed_url, args.prometheus_url, args.alertmanager_url)
     except re.error as exc:
         parser.error(f"--allowed-url / RELEASEGUARD_ALLOWED_URLS: bad regex {exc.pattern!r}: {exc}")
     api = _api_client()
@@ -236,7 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         lease = (args.leader_election_namespace, args.leader_election_name)
         leadership = Leadership(api, *lease, default_identity())
     liveness = Liveness(leadership)
-    pool = PrometheusPool(query_threads=args.workers)
+    for flag in ("max_inflight_queries", "max_inflight_queries_per_namespace"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    pool = PrometheusPool(
+        query_threads=args.workers,
+        max_in_flight=args.max_inflight_queries,
+        max_in_flight_per_namespace=args.max_inflight_queries_per_namespace,
+    )
     memo = kopf.Memo(
         service=GuardService(
             Kube(api),
@@ -244,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.prometheus_url,
             timedelta(seconds=args.status_heartbeat),
             allowed_urls=allowed,
+            notifier=Notifier(),
+            default_alertmanager_url=args.alertmanager_url,
+            argocd_cross_namespace=args.argocd_cross_namespace,
         ),
         scope=", ".join(namespaces) if namespaces else "all namespaces",
         namespaced=bool(namespaces),
@@ -301,6 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Handler log lines would otherwise become Events; we post our own, deliberately.
     settings.posting.level = logging.WARNING
+    # Events say who posted them: this operator, and which replica (the chart sets POD_NAME
+    # from the Downward API; a local run has the host name).
+    settings.posting.reporting_component = "releaseguard"
+    settings.posting.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
+    settings.posting.event_name_prefix = "releaseguard-"
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     # Serving named namespaces needs no cluster-wide reads: without this Kopf lists and

@@ -11,6 +11,7 @@ timer's idle countdown is also reset by our own status patches.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import random
@@ -20,9 +21,9 @@ from typing import Any
 import kopf
 
 from releaseguard.adapters import metrics
-from releaseguard.domain.models import GROUP, PLURAL, VERSION, GuardStatus
+from releaseguard.domain.models import GROUP, PLURAL, VERSION
 from releaseguard.domain.writes import Stored
-from releaseguard.service import GuardRef, GuardService, TickResult, parse_status
+from releaseguard.service import GuardRef, GuardService, TickResult, read_status
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 15
@@ -57,6 +58,27 @@ def _stop_watching_targets(memo: kopf.Memo, **_: Any) -> None:
     service.targets.stop()
 
 
+# Set when a guard is deleted, by uid: its daemon stops on it (see _no_finalizer).
+_DELETED: dict[str, asyncio.Event] = {}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def _notice_deletion(type: str, uid: str, **_: Any) -> None:
+    # async: on the loop, as Kopf would run a plain function in a worker thread.
+    if type == "DELETED" and (deleted := _DELETED.get(uid)) is not None:
+        deleted.set()
+
+
+async def _pause(stopped: kopf.DaemonStopped, deleted: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, waking early when Kopf stops the daemon or the guard is deleted."""
+    waits = [asyncio.ensure_future(stopped.wait(seconds)), asyncio.ensure_future(deleted.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
 async def guard_daemon(
     stopped: kopf.DaemonStopped,
@@ -71,19 +93,25 @@ async def guard_daemon(
     **_: Any,
 ) -> None:
     service: GuardService = memo.service
-    status: GuardStatus = parse_status(body.get("status"))
+    status, unreadable = read_status(body.get("status"))  # never reset silently
+    if unreadable:
+        kopf.event(body, type="Warning", reason="StatusUnreadable", message=unreadable)
     stored: Stored | None = Stored(status)  # as found: its write time is unknown
+    created = str(meta.get("creationTimestamp") or "")
     loop = asyncio.get_running_loop()
     # The target's copies are kept while some guard names it: asked for before the first
     # evaluation, so that its namespace's watches are listing by then.
     interest = service.targets.interest(namespace)
+    deleted = _DELETED.setdefault(uid, asyncio.Event())
     try:
         interest.follow(_target_name(spec))
+        # Known to overlapping guards before either evaluates (domain/ownership.py).
+        service.register(GuardRef(namespace, name, uid, 0, created), dict(spec))
         # Spread guards over their interval so a thousand of them do not query at once.
-        await stopped.wait(random.uniform(0, _interval(spec)))
+        await _pause(stopped, deleted, random.uniform(0, _interval(spec)))
         due = loop.time()
-        while not stopped:
-            guard = GuardRef(namespace, name, uid, int(meta.get("generation") or 0))
+        while not stopped and not deleted.is_set():
+            guard = GuardRef(namespace, name, uid, int(meta.get("generation") or 0), created)
             try:
                 # spec and annotations are snapshot here, on the loop that updates them.
                 interest.follow(_target_name(spec))
@@ -104,6 +132,32 @@ async def guard_daemon(
             due += _interval(spec) if delay is None else delay
             if due < loop.time():  # running late: skip the missed ticks instead of bursting
                 due = loop.time()
-            await stopped.wait(max(0.0, due - loop.time()))
+            await _pause(stopped, deleted, max(0.0, due - loop.time()))
     finally:
+        _DELETED.pop(uid, None)
         interest.release()
+        # A deleted guard leaves no metric series and no undelivered outcomes behind.
+        service.forget(GuardRef(namespace, name, uid, 0))
+
+
+def _no_finalizer(registry: kopf.OperatorRegistry) -> None:
+    """Let a guard, and its namespace, be deleted whether or not the operator runs.
+
+    Kopf puts a finalizer on every object a daemon serves, to stop the daemon before
+    the object goes (https://github.com/nolar/kopf/issues/833), and has no option to
+    do without: a guard owns nothing and needs no cleanup, yet with the finalizer its
+    deletion, and its namespace's, waited for a running operator. So the daemon's
+    handler is registered as not requiring one; the daemon stops on the DELETED event
+    instead (_notice_deletion), or on Kopf's own stop when the object is marked for
+    deletion. Kopf removes a finalizer that no handler requires the first time it sees
+    the object, so guards finalized by an older operator are released at startup.
+    Touches Kopf's registry (private): tests/unit/test_no_finalizer.py catches a change.
+    """
+    spawning = registry._spawning
+    spawning._handlers = [
+        dataclasses.replace(h, requires_finalizer=False) if h.fn is guard_daemon else h
+        for h in spawning._handlers
+    ]
+
+
+_no_finalizer(kopf.get_default_registry())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,13 +19,25 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from releaseguard.adapters import metrics
-from releaseguard.adapters.kube import Kube, Missing, SecretNotLabelled, recovered_record
+from releaseguard.adapters.argocd import ArgoCD
+from releaseguard.adapters.claims import ClaimRegistry
+from releaseguard.adapters.events import EventPoster
+from releaseguard.adapters.kube import (
+    Kube,
+    Missing,
+    SecretNotLabelled,
+    StepView,
+    recovered_record,
+)
+from releaseguard.adapters.notify import Notifier, SinkProblem, Sinks
 from releaseguard.adapters.prometheus import Prometheus, PrometheusPool
 from releaseguard.adapters.targets import TargetCache
 from releaseguard.domain.allowlist import DEFAULT_PATTERNS, AllowList, url_problem
-from releaseguard.domain.changes import Obj
+from releaseguard.domain.announce import ANNOUNCED_REASONS, mark_announced, pending_announcements
+from releaseguard.domain.changes import Change, Obj
 from releaseguard.domain.confirmation import next_evaluation_delay
 from releaseguard.domain.evaluate import evaluate
+from releaseguard.domain.gitops import pause_due
 from releaseguard.domain.guard import (
     Decision,
     Event,
@@ -34,10 +46,23 @@ from releaseguard.domain.guard import (
     decide_inactive,
     record_action,
 )
-from releaseguard.domain.models import GuardSpec, GuardStatus, Phase
+from releaseguard.domain.identity import incident_recorded
+from releaseguard.domain.models import GuardSpec, GuardStatus, Phase, StepReadiness, StepType
+from releaseguard.domain.notifications import moments, record_owed, settle
 from releaseguard.domain.observations import Observations
+from releaseguard.domain.ownership import (
+    GuardIdentity,
+    Overlap,
+    claims_of,
+    overlaps,
+    with_conflict,
+    yielded,
+)
 from releaseguard.domain.plan import PlanKind
-from releaseguard.domain.writes import Stored, must_write
+from releaseguard.domain.reverts import undone_without_managers
+from releaseguard.domain.rollback_target import planned_target
+from releaseguard.domain.salvage import salvage_message, salvage_status
+from releaseguard.domain.writes import Stored, actions_recorded, must_write
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +77,11 @@ class GuardRef:
     name: str
     uid: str
     generation: int
+    created: str = ""  # creationTimestamp: the older of two overlapping guards acts
+
+    @property
+    def identity(self) -> GuardIdentity:
+        return GuardIdentity(self.name, self.uid, self.created)
 
 
 @dataclass(frozen=True)
@@ -73,6 +103,17 @@ def parse_status(raw: Mapping[str, Any] | None) -> GuardStatus:
         return GuardStatus()
 
 
+def read_status(raw: Mapping[str, Any] | None) -> tuple[GuardStatus, str]:
+    """The stored status, keeping every readable part (domain/salvage.py), and what was
+    dropped as a sentence for a Warning Event ("" when it was readable whole)."""
+    status, dropped = salvage_status(raw)
+    if not dropped:
+        return status, ""
+    message = salvage_message(dropped)
+    log.warning("%s", message)
+    return status, message
+
+
 def _spec_problem(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -91,13 +132,18 @@ class GuardService:
         clock: Callable[[], datetime] = utcnow,
         targets: TargetCache | None = None,
         allowed_urls: AllowList | None = None,
+        notifier: Notifier | None = None,
+        default_alertmanager_url: str | None = None,
+        argocd_cross_namespace: bool = False,
     ) -> None:
         """`targets`: the watch-fed copies of the guards' targets (default: fed through
         `kube`'s API configuration; its watches start with the first guard).
         `allowed_urls`: the URLs guards may name (default: the default Prometheus URL
         and ^https://, as `releaseguard run` without --allowed-url)."""
         if allowed_urls is None:
-            allowed_urls = AllowList.of(DEFAULT_PATTERNS, [default_prometheus_url])
+            allowed_urls = AllowList.of(
+                DEFAULT_PATTERNS, [default_prometheus_url, default_alertmanager_url]
+            )
         self.allowed_urls = allowed_urls
         self.kube = kube
         self.targets = targets if targets is not None else TargetCache(kube.api)
@@ -105,6 +151,11 @@ class GuardService:
         self.default_prometheus_url = default_prometheus_url
         self.status_heartbeat = status_heartbeat
         self.clock = clock
+        self.sinks = Sinks(kube, allowed_urls, notifier, default_alertmanager_url, clock)
+        self.events = EventPoster(kube.api)  # action Events, from status (domain/announce.py)
+        self.claims = ClaimRegistry()  # what each guard's steps write (domain/ownership.py)
+        self._write_failing: set[str] = set()  # uids whose last status write failed
+        self.argocd = ArgoCD(kube, argocd_cross_namespace)  # spec.gitOps.argoCD
 
     def tick(
         self,
@@ -116,6 +167,7 @@ class GuardService:
     ) -> TickResult:
         """`status`: the guard's state after its previous evaluation; `stored`: what the
         API server holds (see `domain.writes`)."""
+        before = status
         try:
             spec: GuardSpec | None = GuardSpec.model_validate(dict(raw_spec))
         except ValidationError as exc:
@@ -129,14 +181,20 @@ class GuardService:
                 self.clock(),
             )
         else:
-            decision = self._decide(guard, spec, annotations, status)
+            decision = self._decide(guard, spec, annotations, status, stored)
         status = decision.status
+        # Incident and action Events are posted from the written status, below.
+        events = tuple(e for e in decision.events if e.reason not in ANNOUNCED_REASONS)
         delay = next_evaluation_delay(spec, status) if spec is not None else None
         now = self.clock()
+        # What is owed to spec.notify goes into the same status write as the transition.
+        status = self._tell(guard, spec, before, status, now)
         if not must_write(stored, status, now, self.status_heartbeat):
-            return TickResult(status, stored, decision.events, delay)
+            self.sinks.deliver(guard, spec, status)
+            # Nothing recorded changed, so the stored status holds what `status` records.
+            return TickResult(self._announce(guard, status, now), stored, events, delay)
         try:
-            self.kube.patch_status(guard.namespace, guard.name, status.merge_patch())
+            self._patch_status(guard.namespace, guard.name, status)
         except ApiException as exc:
             log.error(
                 "%s/%s: status write failed: %s %s",
@@ -145,9 +203,121 @@ class GuardService:
                 exc.status,
                 exc.reason,
             )
-            return TickResult(status, stored, decision.events, delay)
+            if guard.uid not in self._write_failing:  # one Event per run of failures
+                self._write_failing.add(guard.uid)
+                events = (*events, _write_failed_event(exc))
+            self.sinks.deliver(guard, spec, status)
+            return TickResult(status, stored, events, delay)
         metrics.STATUS_WRITES.inc()
-        return TickResult(status, Stored(status, now), decision.events, delay)
+        self._write_failing.discard(guard.uid)
+        self.sinks.deliver(guard, spec, status)
+        written = Stored(status, now)
+        return TickResult(self._announce(guard, status, now), written, events, delay)
+
+    def _patch_status(self, ns: str, name: str, status: GuardStatus) -> None:
+        """Write `status` (its messages cut to the CRD's limits, domain/bounds.py). A
+        conflict, throttling or server error is retried once at once; every failure is
+        counted; the last one raises, and the next evaluation writes again."""
+        for attempt in (1, 2):
+            try:
+                self.kube.patch_status(ns, name, status.merge_patch())
+                return
+            except ApiException as exc:
+                metrics.STATUS_WRITE_ERRORS.inc()
+                if attempt == 2 or not _transient(exc):
+                    raise
+
+    def _announce(self, guard: GuardRef, status: GuardStatus, now: datetime) -> GuardStatus:
+        """Post the Events the stored status owes (domain/announce.py); the keys posted
+        go into the next status write."""
+        posted = [
+            a.key
+            for a in pending_announcements(status)
+            if self.events.post(guard.namespace, guard.name, guard.uid, a, now)
+        ]
+        return mark_announced(status, posted)
+
+    def register(self, guard: GuardRef, raw_spec: Mapping[str, Any]) -> None:
+        """Make the guard's claims known to the other guards before it first evaluates."""
+        try:
+            spec = GuardSpec.model_validate(dict(raw_spec))
+        except ValidationError:
+            return
+        self.claims.register(guard.namespace, guard.identity, claims_of(spec))
+
+    def _ownership(
+        self, guard: GuardRef, spec: GuardSpec, readiness: list[StepReadiness]
+    ) -> tuple[list[StepReadiness], list[Overlap]]:
+        """Readiness with the steps yielded to an older overlapping guard marked not ready,
+        and the overlaps (domain/ownership.py)."""
+        mine = claims_of(spec)
+        self.claims.register(guard.namespace, guard.identity, mine)
+        if not mine:  # a guard without steps (detection only) writes nothing
+            return readiness, []
+        found = overlaps(guard.identity, mine, self.claims.others(guard.namespace, guard.uid))
+        return yielded(readiness, found), found
+
+    def _tell(
+        self,
+        guard: GuardRef,
+        spec: GuardSpec | None,
+        before: GuardStatus,
+        status: GuardStatus,
+        now: datetime,
+    ) -> GuardStatus:
+        """Structured log lines, per-guard metrics and the notifications owed for what
+        changed between `before` and `status`."""
+        ctx = {"namespace": guard.namespace, "guard": guard.name}
+        incident = status.incident.number if status.incident is not None else None
+        if before.phase is not status.phase:
+            log.info(
+                "%s/%s: phase %s -> %s",
+                guard.namespace,
+                guard.name,
+                before.phase.value,
+                status.phase.value,
+                extra={
+                    **ctx,
+                    "event": "transition",
+                    "incident": incident,
+                    "phase": status.phase.value,
+                    "previousPhase": before.phase.value,
+                },
+            )
+        for moment, number, action_id, message in moments(before, status):
+            log.info(
+                "%s/%s: %s (incident %d) %s",
+                guard.namespace,
+                guard.name,
+                moment.value,
+                number,
+                message,
+                extra={**ctx, "event": moment.value, "incident": number, "actionId": action_id},
+            )
+        last = status.last_evaluation
+        metrics.observe_guard(
+            guard.namespace,
+            guard.name,
+            status.phase.value,
+            last.consecutive_breaches if last is not None else 0,
+        )
+        ttc = status.incident.time_to_contain_seconds if status.incident is not None else None
+        old = before.incident
+        if ttc is not None and (
+            old is None or old.number != incident or old.time_to_contain_seconds is None
+        ):
+            metrics.TIME_TO_CONTAIN.observe(ttc)
+        if spec is None:  # unreadable spec: keep what is owed as it is
+            return status
+        count = len(spec.notify)
+        status = settle(status, self.sinks.collect(guard.uid), count)
+        return record_owed(before, status, count, now)
+
+    def forget(self, guard: GuardRef) -> None:
+        """The guard's daemon has stopped (deleted, or the operator stops)."""
+        metrics.forget_guard(guard.namespace, guard.name)
+        self.sinks.forget(guard.uid)
+        self.claims.forget(guard.namespace, guard.uid)
 
     def _decide(
         self,
@@ -155,6 +325,7 @@ class GuardService:
         spec: GuardSpec,
         annotations: Mapping[str, str],
         status: GuardStatus,
+        stored: Stored | None = None,
     ) -> Decision:
         now = self.clock()
         ns = guard.namespace
@@ -170,6 +341,7 @@ class GuardService:
         try:
             target, target_sets, facts = self._target(ns, spec.target.deployment)
             client = self._prometheus(ns, spec)
+            self.sinks.check(ns, spec)
         except Missing as exc:
             return decide_inactive(
                 status,
@@ -179,7 +351,7 @@ class GuardService:
                 guard.generation,
                 now,
             )
-        except _ConfigError as exc:
+        except (_ConfigError, SinkProblem) as exc:
             return decide_inactive(
                 status, Phase.INVALID, exc.reason, str(exc), guard.generation, now
             )
@@ -192,7 +364,7 @@ class GuardService:
         queries |= {f"b:{m.name}": m.baseline_query for m in spec.metrics if m.baseline_query}
         if spec.min_traffic is not None:
             queries["traffic"] = spec.min_traffic.query
-        answers = client.query_many(queries)
+        answers = client.query_many(queries, namespace=ns)
         observations = Observations(
             metrics={m.name: answers[f"m:{m.name}"] for m in spec.metrics},
             baselines={m.name: answers[f"b:{m.name}"] for m in spec.metrics if m.baseline_query},
@@ -209,22 +381,57 @@ class GuardService:
             )
 
         views = self.kube.view_steps(ns, spec, status, target, target_sets)
-        recovered = [r for v in views if (r := recovered_record(v, guard.uid)) is not None]
+        readiness, found = self._ownership(guard, spec, [v.readiness for v in views])
+        pause_ready = self.argocd.readiness(ns, spec)
+        if pause_ready is not None:
+            readiness = [*readiness, pause_ready]
+        # Only markers of the incident the status records count (domain/identity.py).
+        recovered = [
+            r for v in views if (r := recovered_record(v, guard.uid, status.incident)) is not None
+        ]
         decision = decide(
             spec,
             status,
             evaluation,
             facts,
-            [v.readiness for v in views],
+            readiness,
             recovered,
             dict(annotations),
             guard.generation,
             now,
+            objects=self._objects(ns, spec, status, views),
         )
+        shown, conflict_events = with_conflict(decision.status, found, now, guard.generation)
+        decision = replace(decision, status=shown, events=(*decision.events, *conflict_events))
         plan = decision.plan
         if plan is None or plan.kind is not PlanKind.APPLY:
-            return decision
+            return self._pause_gitops(ns, guard, spec, decision)
         assert plan.index is not None and plan.action_id is not None
+        recorded_incident = stored.status.incident if stored else None
+        if not incident_recorded(
+            recorded_incident, decision.status.incident
+        ) or not actions_recorded(stored, decision.status):
+            # The incident (and its uid, which the step's marker names) is written before
+            # the step: a process that dies right after the step's write leaves a marker
+            # that the status it leaves behind can tell from an older incident's.
+            try:
+                self._patch_status(ns, guard.name, decision.status)
+            except ApiException as exc:
+                log.error(
+                    "%s/%s: status write before %s failed (%s %s): not applied this time",
+                    ns,
+                    guard.name,
+                    plan.action_id,
+                    exc.status,
+                    exc.reason,
+                )
+                return replace(decision, plan=None)
+            metrics.STATUS_WRITES.inc()
+        # A Rollback restores the target it was planned with, on every retry.
+        view = views[plan.index]
+        pinned = None
+        if view.step.type is StepType.ROLLBACK and isinstance(view.change, Change):
+            pinned = planned_target(view.change.after)
         started = time.perf_counter()
         record = self.kube.apply_step(
             ns,
@@ -235,6 +442,7 @@ class GuardService:
             plan.action_id,
             decision.reason,
             self.clock,
+            pinned_hash=pinned,
         )
         metrics.ACTIONS.labels(record.type.value, record.result.value).inc()
         log.info(
@@ -247,7 +455,41 @@ class GuardService:
             (time.perf_counter() - started) * 1000,
         )
         recorded = record_action(decision.status, record, self.clock())
-        return Decision(recorded.status, events=decision.events + recorded.events)
+        done = Decision(recorded.status, events=decision.events + recorded.events)
+        return self._pause_gitops(ns, guard, spec, done)
+
+    def _pause_gitops(
+        self, ns: str, guard: GuardRef, spec: GuardSpec, decision: Decision
+    ) -> Decision:
+        """Pause Argo CD with the incident's first applied step (domain/gitops.py)."""
+        action_id = pause_due(spec, decision.status)
+        if action_id is None:
+            return decision
+        number = decision.status.incident.number if decision.status.incident else 0
+        why = f"the first step of incident {number} was applied"
+        record = self.argocd.pause(ns, spec, decision.status, guard.uid, action_id, why, self.clock)
+        metrics.ACTIONS.labels(record.type.value, record.result.value).inc()
+        log.info("%s/%s: action %s %s", ns, guard.name, record.id, record.result.value)
+        recorded = record_action(decision.status, record, self.clock())
+        return replace(
+            decision, status=recorded.status, events=(*decision.events, *recorded.events)
+        )
+
+    def _objects(
+        self, ns: str, spec: GuardSpec, status: GuardStatus, views: list[StepView]
+    ) -> dict[int, Obj | None]:
+        """The object each step changes, as read this tick, to check the incident's steps
+        still hold. A watch-fed copy has no managedFields: one undone is read again
+        whole, so the revert names who wrote it (only on a tick that finds a revert)."""
+        objects = {v.index: v.obj for v in views}
+        for index in undone_without_managers(spec.steps, status, objects):
+            obj = objects[index]
+            assert obj is not None
+            try:
+                objects[index] = self.kube.deployment(ns, obj["metadata"]["name"])
+            except (Missing, ApiException) as exc:
+                log.warning("%s: re-reading %s for its managedFields: %s", ns, index, exc)
+        return objects
 
     def _target(self, ns: str, name: str) -> tuple[Obj, list[Obj], TargetFacts]:
         """The target and its ReplicaSets from the watch-fed copies, else read from the
@@ -276,6 +518,12 @@ class GuardService:
         ref = spec.prometheus.bearer_token_secret_ref
         if ref is not None:
             token = self.kube.secret_value(ns, ref.name, ref.key)
+            if not (token.isascii() and token.isprintable()):
+                raise _ConfigError(
+                    f"Secret {ref.name} key {ref.key} is not a bearer token (printable ASCII "
+                    "text): fix the Secret",
+                    "InvalidToken",
+                )
         return self.prometheus.get(url, spec.prometheus.timeout_seconds, token)
 
 
@@ -283,3 +531,18 @@ class _ConfigError(Exception):
     def __init__(self, message: str, reason: str = "NoPrometheus") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def _transient(exc: ApiException) -> bool:
+    return exc.status in (0, 409, 429) or (exc.status or 0) >= 500
+
+
+def _write_failed_event(exc: ApiException) -> Event:
+    body = str(exc.body or "")[:300]
+    return Event(
+        "Warning",
+        "StatusWriteFailed",
+        f"writing the guard's status failed ({exc.status} {exc.reason}: {body}); what the "
+        "guard decided is not recorded, no further step is applied until it is, and the "
+        "write is retried every evaluation",
+    )

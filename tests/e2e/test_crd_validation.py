@@ -113,6 +113,13 @@ incident:
   timeToContainSeconds: 4.2
   reason: error-rate 0.31 > 0.05 for 2 evaluations
   closed: false
+  uid: 20261126T100000.000000Z
+  breachedTemplates: [7f8e9d]
+  reverts: 1
+  reverted:
+    - {action: 1-canaryweight-1, object: HTTPRoute/checkout, field: "spec.rules[0].backendRefs[checkout-v2].weight", value: "10", manager: argocd-controller, time: "2026-11-26T10:00:30Z"}
+knownBad:
+  - {hash: 7f8e9d, images: ["checkout:1.42"], incident: 1, rollbacks: 1}
 actions:
   - id: 1-canaryweight-1
     type: CanaryWeight
@@ -585,8 +592,14 @@ def test_the_api_md_example_guard_is_accepted_unchanged(crd_installed: Any, name
     result = _apply(crd_installed, namespace, _guard(spec))
     assert result.returncode == 0, result.stderr
     stored = _get(crd_installed, namespace, "checkout")
-    # api.md predates knownGoodAfterSeconds, the one field the server has to default here
-    expected = {**spec, "knownGoodAfterSeconds": 60}
+    # api.md's example predates knownGoodAfterSeconds, onRevert and gitOps, the fields the
+    # server has to default here
+    expected = {
+        **spec,
+        "knownGoodAfterSeconds": 60,
+        "onRevert": {"reapply": 3},
+        "gitOps": {"flux": False},
+    }
     assert stored["spec"] == expected, "the API server pruned or changed part of a valid spec"
 
 
@@ -606,6 +619,8 @@ def test_the_api_server_fills_in_the_documented_defaults(
     assert stored["knownGoodAfterSeconds"] == 60
     assert stored["irreversibleChanges"] == {}
     assert stored["dryRun"] is False
+    assert stored["onRevert"] == {"reapply": 3}
+    assert stored["gitOps"] == {"flux": False}  # no argoCD: no reconciler is paused
     assert stored["suspend"] is False
     assert stored["steps"][0]["canaryWeight"]["weight"] == 0
     assert stored["steps"][1]["scale"]["replicas"] == 0

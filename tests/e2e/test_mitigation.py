@@ -171,17 +171,24 @@ def test_a_flag_turned_off_is_restored_only_by_a_human(cluster, namespace, expor
     recovered = wait_recovered(objs, exporter)
     assert recovered["phase"] == "Contained"
     objs.wait_event("g", "Recovered")
+    seen = wait_evaluations(objs, "g", 3)
+    assert {s["phase"] for s in seen.values()} == {"Contained"}, seen  # never undone by us
+    assert objs.config_map("flags")["data"]["new-checkout"] == "false"
 
+    # While the incident is open, turning the flag back on would be a revert, applied
+    # again (api.md "reverts and GitOps", tests/e2e/test_gitops.py): the human re-arms
+    # first, then restores the flag, and the guard leaves it.
+    objs.annotate_guard("g", REARM, "1")
+    wait_phase(objs, "g", "Watching")
     set_flag(objs, "flags", "new-checkout", "true")
     seen = wait_evaluations(objs, "g", 4)
 
-    assert {s["phase"] for s in seen.values()} == {"Contained"}, seen
+    assert {s["phase"] for s in seen.values()} == {"Watching"}, seen
     assert {len(s["actions"]) for s in seen.values()} == {1}, seen
     assert objs.config_map("flags")["data"]["new-checkout"] == "true"
     status = objs.status("g")
     assert [a["id"] for a in status["actions"]] == ["1-featureflag-0"]
-    assert status["phase"] == "Contained"
-    assert status["incident"]["closed"] is False
+    assert status["incident"]["closed"] is True
     assert readiness(status, "FeatureFlag")["ready"] is True  # usable, yet not re-applied
 
 
@@ -509,11 +516,15 @@ def test_a_restart_does_not_rerun_an_annotation(cluster, namespace, exporter, ru
     assert {len(s["actions"]) for s in seen.values()} == {1}, seen
     assert objs.config_map("flags")["data"]["new-checkout"] == "false"
 
+    # Make the step applicable again. The incident is re-armed first: turning the flag
+    # back on while it is open would be a revert, applied again (tests/e2e/test_gitops.py).
+    objs.annotate_guard("g", REARM, "1")
+    wait_phase(objs, "g", "Watching")
     set_flag(objs, "flags", "new-checkout", "true")
     wait_status(objs, "g", lambda s: readiness(s, "FeatureFlag").get("ready") is True)
     seen = wait_evaluations(objs, "g", 3)
     assert {len(s["actions"]) for s in seen.values()} == {1}, seen
-    assert {s["phase"] for s in seen.values()} == {"Contained"}, seen
+    assert {s["phase"] for s in seen.values()} == {"Watching"}, seen
     status = objs.status("g")
     assert [a["id"] for a in status["actions"]] == ["1-featureflag-0"]
     assert status["handledAnnotations"][CONTAIN_NOW] == "abc"

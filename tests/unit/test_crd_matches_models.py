@@ -465,6 +465,19 @@ def _full_status() -> GuardStatus:
             time_to_contain_seconds=4.2,
             reason="error-rate 0.31 > 0.05 for 2 evaluations",
             closed=False,
+            uid="20261126T100000.000000Z",
+            breached_templates=["5d8f7c9b4"],
+            reverts=1,
+            reverted=[
+                models.Revert(
+                    action="1-canaryweight-1",
+                    object="HTTPRoute/checkout",
+                    field="spec.rules[0].backendRefs[checkout-v2].weight",
+                    value="10",
+                    manager="argocd-controller",
+                    time=now,
+                )
+            ],
         ),
         actions=[
             models.ActionRecord(
@@ -482,6 +495,30 @@ def _full_status() -> GuardStatus:
             )
         ],
         handled_annotations={"releaseguard.io/rearm": "1"},
+        notifications=models.NotificationCounts(sent=2, failed=1, pending=1, last_error="x"),
+        outbox=[
+            models.OwedNotification(
+                key="1/ActionApplied/1-canaryweight-1",
+                moment=models.Moment.ACTION_APPLIED,
+                incident=1,
+                action_id="1-canaryweight-1",
+                time=now,
+                phase=models.Phase.CONTAINED,
+                message="CanaryWeight HTTPRoute/checkout applied",
+                evidence=[
+                    models.Evidence(
+                        name="error-rate",
+                        value=0.31,
+                        bound="max 0.05",
+                        verdict=models.MetricVerdict.BREACH,
+                    )
+                ],
+                sinks=[0],
+            )
+        ],
+        known_bad=[
+            models.KnownBad(hash="7f8e9d", images=["checkout:1.42"], incident=1, rollbacks=1)
+        ],
     )
 
 
@@ -664,7 +701,7 @@ def test_api_md_example_parses_to_the_documented_values() -> None:
     spec = GuardSpec.model_validate(yaml.safe_load(API_MD_EXAMPLE))
     assert [m.name for m in spec.metrics] == ["error-rate", "p99-latency", "conversion"]
     assert spec.metrics[1].max_ratio == 1.5
-    assert [s.type for s in spec.steps] == list(models.StepType)
+    assert [s.type for s in spec.steps] == list(models.SPEC_STEP_TYPES)
     assert [s.effective_cost for s in spec.steps] == [10, 20, 30, 40, 50]
     assert spec.prometheus.bearer_token_secret_ref == models.SecretKeyRef(
         name="prom-token", key="token"

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from releaseguard.domain.models import (
+    SPEC_STEP_TYPES,
     ActionRecord,
     ActionResult,
     GuardSpec,
@@ -77,7 +78,7 @@ def test_the_api_md_example_spec_parses():
 
     spec = GuardSpec.model_validate(wire)
 
-    assert [s.type for s in spec.steps] == list(StepType)
+    assert [s.type for s in spec.steps] == list(SPEC_STEP_TYPES)
     assert spec.prometheus.bearer_token_secret_ref.key == "token"
     assert spec.metrics[1].baseline_query == "baseline_p99_latency"
     assert spec.irreversible_changes.jobs == ["checkout-migrate-v2"]
@@ -250,6 +251,8 @@ def test_status_wire_uses_camel_case_and_leaves_out_none():
         "timeToContainSeconds": 4.2,
         "reason": "",
         "closed": False,
+        "reverts": 0,
+        "reverted": [],
     }
     assert wire["actions"][0]["stepIndex"] == 0
     assert "patch" not in wire["actions"][0]

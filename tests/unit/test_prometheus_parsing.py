@@ -1,7 +1,8 @@
-"""parse_result() and classify_error(): every Prometheus answer becomes a typed outcome.
+"""parse_result(), parse_answer() and classify_error(): every Prometheus answer becomes a
+typed outcome, never an exception.
 
-No network: payloads are what prometheus-api-client's custom_query returns
-(`data.result`), and errors are the exceptions it raises, built directly.
+parse_result takes `data.result`, parse_answer a whole HTTP answer (status and body);
+the client tests at the end talk to a local HTTP server.
 """
 
 import http.server
@@ -11,10 +12,16 @@ import time
 
 import pytest
 import requests
-from prometheus_api_client import PrometheusApiClientException
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from releaseguard.adapters.prometheus import Prometheus, classify_error, parse_result
-from releaseguard.domain.observations import Outcome
+from releaseguard.adapters.prometheus import (
+    Prometheus,
+    classify_error,
+    parse_answer,
+    parse_result,
+)
+from releaseguard.domain.observations import Outcome, Problem
 
 T = 1764151200.123
 
@@ -44,13 +51,17 @@ def sample(v, **labels):
         ),
         pytest.param(
             [{"metric": {}, "values": [[T, "1"], [T + 15, "2"]]}],
-            Outcome.MULTIPLE,
+            Outcome.UNAVAILABLE,
             None,
             id="range-vector",
         ),
-        pytest.param([sample("abc")], Outcome.MULTIPLE, None, id="not-a-number"),
-        pytest.param([T, "hello"], Outcome.MULTIPLE, None, id="string-result"),
-        pytest.param({"resultType": "vector"}, Outcome.MULTIPLE, None, id="unexpected-shape"),
+        pytest.param([sample("abc")], Outcome.UNAVAILABLE, None, id="not-a-number"),
+        pytest.param([T, "hello"], Outcome.UNAVAILABLE, None, id="string-result"),
+        pytest.param({"resultType": "vector"}, Outcome.UNAVAILABLE, None, id="unexpected-shape"),
+        pytest.param(["x"], Outcome.UNAVAILABLE, None, id="a-string-in-the-vector"),
+        pytest.param([sample(None)], Outcome.UNAVAILABLE, None, id="null-value"),
+        pytest.param([sample(True)], Outcome.UNAVAILABLE, None, id="boolean-value"),
+        pytest.param([{"value": 5}], Outcome.UNAVAILABLE, None, id="value-not-a-pair"),
     ],
 )
 def test_parse_result(payload, outcome, value):
@@ -84,120 +95,274 @@ def test_several_series_message_lists_at_most_three():
     [
         pytest.param([], "the query returned no series", id="empty"),
         pytest.param([sample("NaN")], "the query returned NaN", id="nan"),
-        pytest.param([sample("abc")], "not a number: 'abc'", id="not-a-number"),
+        pytest.param(
+            [sample("abc")],
+            "malformed answer from Prometheus: not a number: 'abc'",
+            id="not-a-number",
+        ),
     ],
 )
 def test_parse_result_message(payload, message):
     assert parse_result(payload).message == message
 
 
-def library_error(status, body):
-    """The exception prometheus-api-client raises for a non-200 answer."""
-    content = json.dumps(body, separators=(",", ":")).encode()
-    return PrometheusApiClientException(f"HTTP Status Code {status} ({content!r})")
+def answer(**doc):
+    return json.dumps(doc).encode()
 
 
-def prometheus_error(status, error_type, error):
-    return library_error(status, {"status": "error", "errorType": error_type, "error": error})
+SUCCESS_ONE = answer(status="success", data={"resultType": "vector", "result": [sample("3")]})
 
 
 @pytest.mark.parametrize(
-    ("exc", "outcome", "message"),
+    ("status", "body", "outcome", "problem", "message"),
     [
+        pytest.param(200, SUCCESS_ONE, Outcome.VALUE, None, "", id="success"),
         pytest.param(
-            prometheus_error(400, "bad_data", "1:9: parse error: unexpected end of input"),
+            200,
+            answer(status="success", data={"resultType": "scalar", "result": [T, "2"]}),
+            Outcome.VALUE,
+            None,
+            "",
+            id="scalar",
+        ),
+        pytest.param(
+            400,
+            answer(status="error", errorType="bad_data", error='invalid parameter "query": x'),
             Outcome.BAD_QUERY,
-            "Prometheus rejected the query: 1:9: parse error: unexpected end of input",
+            None,
+            'Prometheus rejected the query: invalid parameter "query": x',
             id="bad-data-is-a-bad-query",
         ),
         pytest.param(
-            prometheus_error(
-                400,
-                "bad_data",
-                'invalid parameter "query": 1:9: parse error: unexpected end of input',
-            ),
-            Outcome.BAD_QUERY,
-            'Prometheus rejected the query: invalid parameter "query": 1:9: parse error: '
-            "unexpected end of input",
-            id="bad-data-with-quotes-keeps-the-whole-message",
-        ),
-        pytest.param(
-            prometheus_error(503, "timeout", "query timed out in expression evaluation"),
+            503,
+            answer(status="error", errorType="timeout", error="query timed out in eval"),
             Outcome.UNAVAILABLE,
-            "query timed out: query timed out in expression evaluation",
+            Problem.TIMEOUT,
+            "query timed out: query timed out in eval",
             id="timeout",
         ),
         pytest.param(
-            PrometheusApiClientException("HTTP Status Code 503 (b'Service Unavailable')"),
+            503,
+            b"Service Unavailable",
             Outcome.UNAVAILABLE,
-            "query timed out: HTTP Status Code 503 (b'Service Unavailable')",
+            Problem.TIMEOUT,
+            "query timed out: HTTP 503 Service Unavailable",
             id="plain-503",
         ),
         pytest.param(
-            prometheus_error(422, "execution", "many-to-many matching not allowed"),
+            422,
+            answer(status="error", errorType="execution", error="many-to-many matching"),
             Outcome.UNAVAILABLE,
-            "Prometheus error: many-to-many matching not allowed",
+            Problem.SERVER_ERROR,
+            "Prometheus error: many-to-many matching",
             id="execution-error",
         ),
         pytest.param(
-            PrometheusApiClientException("HTTP Status Code 502 (b'<html>Bad Gateway</html>')"),
+            502,
+            b"<html>Bad Gateway</html>",
             Outcome.UNAVAILABLE,
-            "Prometheus error: HTTP Status Code 502 (b'<html>Bad Gateway</html>')",
+            Problem.SERVER_ERROR,
+            "Prometheus error: HTTP 502 <html>Bad Gateway</html>",
             id="proxy-error-page",
         ),
         pytest.param(
-            requests.Timeout("read timed out"),
+            200,
+            answer(
+                status="error",
+                errorType="execution",
+                error="boom",
+                data={"resultType": "vector", "result": [sample("1e9")]},
+            ),
             Outcome.UNAVAILABLE,
-            "query timed out",
-            id="client-timeout",
+            Problem.SERVER_ERROR,
+            "Prometheus error: boom",
+            id="status-error-with-data-is-not-acted-on",
         ),
         pytest.param(
-            requests.ConnectTimeout("connect timed out"),
+            200,
+            answer(status="warning", data={"resultType": "vector", "result": [sample("1")]}),
             Outcome.UNAVAILABLE,
-            "query timed out",
-            id="connect-timeout",
+            Problem.MALFORMED,
+            "malformed answer from Prometheus: status is 'warning', not \"success\"",
+            id="status-other-than-success",
         ),
         pytest.param(
-            requests.ConnectionError("connection refused"),
+            200,
+            answer(data={"resultType": "vector", "result": [sample("1")]}),
             Outcome.UNAVAILABLE,
+            Problem.MALFORMED,
+            'malformed answer from Prometheus: status is None, not "success"',
+            id="no-status",
+        ),
+        pytest.param(
+            200,
+            answer(
+                status="success",
+                data={"resultType": "matrix", "result": [{"metric": {}, "values": [[T, "1"]]}]},
+            ),
+            Outcome.UNAVAILABLE,
+            Problem.MALFORMED,
+            "malformed answer from Prometheus: the answer is a range vector: an instant "
+            "query must not return one",
+            id="matrix-is-no-data-not-a-spec-error",
+        ),
+        pytest.param(
+            200,
+            answer(status="success", data={"resultType": "vector", "result": ["x"]}),
+            Outcome.UNAVAILABLE,
+            Problem.MALFORMED,
+            "malformed answer from Prometheus: unexpected series: ['x']",
+            id="result-x",
+        ),
+        pytest.param(
+            200,
+            b"\x89PNG\r\n\x1a\n\x00\xff",
+            Outcome.UNAVAILABLE,
+            Problem.MALFORMED,
+            None,
+            id="binary",
+        ),
+        pytest.param(
+            200,
+            b"[" * 100_000,
+            Outcome.UNAVAILABLE,
+            Problem.MALFORMED,
+            None,
+            id="deep-nesting",
+        ),
+        pytest.param(
+            301,
+            b"",
+            Outcome.UNAVAILABLE,
+            Problem.REDIRECT,
+            None,
+            id="redirect",
+        ),
+    ],
+)
+def test_parse_answer(status, body, outcome, problem, message):
+    result = parse_answer(status, body)
+
+    assert result.outcome is outcome
+    assert result.problem is problem
+    assert result.message.isprintable()
+    if message is not None:
+        assert result.message == message
+
+
+def test_a_long_server_error_is_cut_to_300_characters():
+    body = answer(status="error", errorType="execution", error="x" * 40_000)
+
+    assert len(parse_answer(422, body).message) == len("Prometheus error: ") + 300
+
+
+@pytest.mark.parametrize(
+    ("exc", "problem", "message"),
+    [
+        pytest.param(requests.Timeout("read"), Problem.TIMEOUT, "query timed out", id="timeout"),
+        pytest.param(
+            requests.ConnectTimeout("connect"), Problem.TIMEOUT, "query timed out", id="connect"
+        ),
+        pytest.param(
+            requests.ConnectionError("refused"),
+            Problem.UNREACHABLE,
             "Prometheus unreachable",
-            id="connection-refused",
+            id="refused",
         ),
         pytest.param(
-            ValueError("Expecting value: line 1 column 1"),
-            Outcome.UNAVAILABLE,
-            "ValueError: Expecting value: line 1 column 1",
+            ValueError("Invalid leading whitespace in header value"),
+            Problem.SERVER_ERROR,
+            "ValueError: Invalid leading whitespace in header value",
             id="anything-else",
         ),
     ],
 )
-def test_classify_error(exc, outcome, message):
+def test_classify_error(exc, problem, message):
     result = classify_error(exc)
 
-    assert result.outcome is outcome
+    assert result.outcome is Outcome.UNAVAILABLE
+    assert result.problem is problem
     assert result.message == message
-    assert result.value is None
 
 
-def test_long_unparsed_error_is_cut_to_300_characters():
-    exc = PrometheusApiClientException("HTTP Status Code 500 (b'" + "x" * 1000 + "')")
+def test_only_a_rejected_query_or_several_series_are_the_specs_fault():
+    rejected = answer(status="error", errorType="bad_data", error="parse error")
+    several = answer(
+        status="success", data={"resultType": "vector", "result": [sample("1"), sample("2")]}
+    )
 
-    assert len(classify_error(exc).message) == len("Prometheus error: ") + 300
+    assert parse_answer(400, rejected).outcome.is_spec_error
+    assert parse_answer(200, several).outcome.is_spec_error
+    assert not parse_answer(200, b"nope").outcome.is_spec_error
+    assert not classify_error(requests.Timeout("slow")).outcome.is_spec_error
 
 
-@pytest.mark.parametrize(
-    "exc",
-    [
-        prometheus_error(400, "bad_data", "parse error"),
-        requests.ConnectionError("refused"),
-        requests.Timeout("slow"),
-    ],
-    ids=["bad-query", "unreachable", "timeout"],
+# --- fuzz: whatever the body, a typed result and never an exception -----------------
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["success", "error", "vector", "scalar", "matrix", "NaN", "1", "+Inf"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["status", "data", "resultType", "result", "metric", "value", "error"])
+            | st.text(max_size=5),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
 )
-def test_only_a_rejected_query_is_the_specs_fault(exc):
-    expected = isinstance(exc, PrometheusApiClientException)
+api_like = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(["success", "error", "", "SUCCESS"]) | json_values,
+        "data": st.fixed_dictionaries(
+            {
+                "resultType": st.sampled_from(["vector", "scalar", "matrix", "string"])
+                | json_values,
+                "result": json_values,
+            }
+        )
+        | json_values,
+    }
+)
 
-    assert classify_error(exc).outcome.is_spec_error is expected
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from([200, 400, 422, 500, 503, 301]),
+    body=st.one_of(
+        api_like.map(lambda d: json.dumps(d).encode()),
+        json_values.map(lambda d: json.dumps(d).encode()),
+        st.binary(max_size=200),
+    ),
+)
+def test_fuzz_every_body_becomes_a_typed_result(status, body):
+    result = parse_answer(status, body)
+
+    assert isinstance(result.outcome, Outcome)
+    assert len(result.message) <= 500
+    if result.outcome is Outcome.VALUE:
+        assert status == 200
+        assert isinstance(result.value, float)
+    if result.outcome is Outcome.UNAVAILABLE:
+        assert result.problem is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(result=json_values)
+def test_fuzz_a_value_comes_only_from_a_well_formed_success(result):
+    body = answer(status="success", data={"resultType": "vector", "result": result})
+
+    parsed = parse_answer(200, body)
+
+    if parsed.outcome is Outcome.VALUE:
+        assert isinstance(result, list) and len(result) == 1
+        assert float(result[0]["value"][1]) == parsed.value
 
 
 def test_bearer_token_is_sent_as_an_authorization_header_and_retries_are_off(monkeypatch):
@@ -229,7 +394,7 @@ def test_bearer_token_is_sent_as_an_authorization_header_and_retries_are_off(mon
         assert prom.query("up").outcome is Outcome.EMPTY
         assert [h["Authorization"] for h in seen] == ["Bearer s3cret"] * 2
         assert seen[0]["User-Agent"] == "releaseguard"
-        adapter = prom._client._session.get_adapter(prom.url)
+        adapter = prom._session.get_adapter(prom.url)
         assert adapter.max_retries.total == 0
     finally:
         prom.close()

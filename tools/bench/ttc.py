@@ -27,10 +27,12 @@ Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -75,13 +77,15 @@ class Settings:
     confirm: int | None = None  # spec.confirmIntervalSeconds; None: not set
     window: str = "5s"  # the rate() window of every query of the guard
     scrape: float = 1.0  # Prometheus scrape interval; 1: the cluster's own Prometheus
+    # spec.notify with a webhook whose port nobody listens on: delivery must not slow TTC.
+    dead_webhook: bool = False
 
     def describe(self) -> str:
         confirm = "unset" if self.confirm is None else f"{self.confirm}"
         return (
             f"intervalSeconds {self.interval}, consecutiveBreaches {self.breaches}, "
             f"confirmIntervalSeconds {confirm}, rate window [{self.window}], "
-            f"scrape {self.scrape:g}s"
+            f"scrape {self.scrape:g}s" + (", dead webhook" if self.dead_webhook else "")
         )
 
 
@@ -297,9 +301,31 @@ class Bench:
             timeout=60,
             describe="the simulator's traffic in Prometheus",
         )
+        if self.settings.dead_webhook:
+            self.notify_dead_webhook()
         self.objs.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.ns, PLURAL, self.guard
         )
+
+    def notify_dead_webhook(self) -> None:
+        """spec.notify to a loopback port nobody listens on (connections refused, retried)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        url = base64.b64encode(f"http://127.0.0.1:{port}/hook".encode()).decode()
+        client.CoreV1Api(self.api).create_namespaced_secret(
+            self.ns,
+            {
+                "metadata": {
+                    "name": "dead-hook",
+                    "labels": {"releaseguard.io/usable-by-guards": "true"},
+                },
+                "data": {"url": url},
+            },
+        )
+        self.guard["spec"]["notify"] = [
+            {"webhook": {"urlSecretRef": {"name": "dead-hook", "key": "url"}}}
+        ]
 
     # ------------------------------------------------------------ one trial
 
@@ -606,21 +632,34 @@ def main() -> None:
         help="a fresh guard per trial, so that trials sample the guard's evaluation offset "
         "to the scrapes instead of keeping one",
     )
-    args = parser.parse_args()
-    settings = Settings(
-        interval=args.interval,
-        breaches=args.breaches,
-        confirm=args.confirm_interval,
-        window=args.window,
-        scrape=args.scrape,
+    parser.add_argument(
+        "--dead-webhook",
+        choices=("off", "on", "both"),
+        default="off",
+        help="give the guard a spec.notify webhook that refuses connections: on, or both "
+        "(without, then with, in one run) to show delivery does not slow containment",
     )
+    args = parser.parse_args()
     info = devcluster.ensure_up(ROOT)
-    bench = Bench(info, args.trials, args.rate, settings, args.new_guard_each_trial)
-    try:
-        rows = bench.run()
-    finally:
-        bench.cleanup()
-    summarize(rows, settings)
+    dead = {"off": [False], "on": [True], "both": [False, True]}[args.dead_webhook]
+    results = []
+    for dead_webhook in dead:
+        settings = Settings(
+            interval=args.interval,
+            breaches=args.breaches,
+            confirm=args.confirm_interval,
+            window=args.window,
+            scrape=args.scrape,
+            dead_webhook=dead_webhook,
+        )
+        bench = Bench(info, args.trials, args.rate, settings, args.new_guard_each_trial)
+        try:
+            rows = bench.run()
+        finally:
+            bench.cleanup()
+        results.append((rows, settings))
+    for rows, settings in results:
+        summarize(rows, settings)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ def _up(root: Path) -> int:
     print(f"  kubeconfig:  {info.kubeconfig}")
     print(f"  apiserver:   {info.apiserver_url}")
     print(f"  prometheus:  {info.prometheus_url}")
+    print(f"  alertmanager: {info.alertmanager_url or '(not installed)'}")
     print(f"  logs:        {info.log_dir}")
     print(f"  use it:      source {Layout.for_root(root).env_file}")
     return 0
@@ -47,6 +48,7 @@ def _status(root: Path) -> int:
         return 1
     print(f"apiserver   {state.apiserver_url}")
     print(f"prometheus  {state.prometheus_url}")
+    print(f"alertmanager {state.alertmanager_url or '(not running)'}")
     print(f"kubeconfig  {Layout.for_root(root).kubeconfig}")
     print(f"started     {time.ctime(state.started_at)} (cold start took {state.startup_seconds}s)")
     print(f"{'COMPONENT':<24} {'PID':>8}  {'STATE':<6} {'PEAK RSS':>9}  PORTS")

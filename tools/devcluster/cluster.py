@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devcluster import components, crds, kwok, prometheus
+from devcluster import alertmanager, components, crds, kwok, prometheus
 from devcluster.binaries import Binaries, find_binaries
 from devcluster.certs import Pki, generate_pki
 from devcluster.errors import ComponentError, DevclusterError, log_tail
@@ -41,7 +41,7 @@ from devcluster.state import (
     load_state,
     save_state,
 )
-from devcluster.versions import Versions, cache_root
+from devcluster.versions import ARGOCD_VERSION, Versions, cache_root
 
 ETCD = "etcd"
 APISERVER = "kube-apiserver"
@@ -51,6 +51,9 @@ KWOK = "kwok"
 PROMETHEUS = "prometheus"
 # Every component, in dependency order (the order status prints them).
 COMPONENTS = (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK, PROMETHEUS)
+# Started after the others, on a reused cluster too when it is missing (see
+# _ensure_alertmanager); a cluster without it is still usable.
+ALERTMANAGER = alertmanager.NAME
 KUBECTL_TIMEOUT = 120.0
 MAX_PORT_RETRIES = 2
 BIND_CONFLICT = "address already in use"
@@ -92,6 +95,7 @@ class ClusterInfo:
     reused: bool
     seconds: float
     pids: Mapping[str, int] = field(default_factory=dict)
+    alertmanager_url: str = ""
 
     @classmethod
     def from_state(
@@ -109,6 +113,7 @@ class ClusterInfo:
             reused=reused,
             seconds=seconds,
             pids={name: record.pid for name, record in state.components.items()},
+            alertmanager_url=state.alertmanager_url,
         )
 
 
@@ -323,7 +328,8 @@ def _cold_start(layout: Layout, versions: Versions, deadlines: Deadlines, say: S
         kubectl = kubectl_runner(binaries.kubectl, kubeconfig)
         kubectl("apply", "-f", "-", input=kwok.node_manifest())
         repo_crds = crds.repo_crd_files(layout.crds_dir)
-        crd_names = crds.apply(kubectl, [gateway_crds, *repo_crds])
+        argocd_crd = crds.argocd_application_crd(cache_root(), ARGOCD_VERSION)
+        crd_names = crds.apply(kubectl, [gateway_crds, argocd_crd, *repo_crds])
         try:
             crds.wait_established(api, crd_names, deadlines.crds)
         except Timeout as error:
@@ -379,11 +385,56 @@ def _cold_start(layout: Layout, versions: Versions, deadlines: Deadlines, say: S
         startup_seconds=round(time.monotonic() - started, 2),
     )
     layout.prometheus_url_file.write_text(prometheus_url + "\n")
-    layout.env_file.write_text(
-        f"export KUBECONFIG={layout.kubeconfig} PROMETHEUS_URL={prometheus_url}\n"
-    )
+    _write_env(layout, state)
     save_state(layout, state)
     return state
+
+
+def _write_env(layout: Layout, state: ClusterState) -> None:
+    urls = f"PROMETHEUS_URL={state.prometheus_url}"
+    if state.alertmanager_url:
+        urls += f" ALERTMANAGER_URL={state.alertmanager_url}"
+    layout.env_file.write_text(f"export KUBECONFIG={layout.kubeconfig} {urls}\n")
+
+
+def _ensure_alertmanager(
+    layout: Layout, state: ClusterState, deadlines: Deadlines, say: Say
+) -> None:
+    """Start Alertmanager when it is not running (cold start, or a cluster started before
+    it was part of ``up``); without the binary, say so and go on without it."""
+    record = state.components.get(ALERTMANAGER)
+    if record is not None and is_alive(record.pid, record.start_ticks):
+        if http_ok(f"{state.alertmanager_url}/-/ready")[0]:
+            return
+        stop_groups([record.pid])
+    binary = alertmanager.binary()
+    if binary is None:
+        say(f"Alertmanager not installed, so not started: {alertmanager.INSTALL_HINT}")
+        if state.alertmanager_url:
+            state.alertmanager_url = ""
+            state.components.pop(ALERTMANAGER, None)
+            _write_env(layout, state)
+            save_state(layout, state)
+        return
+    alertmanager.write_config(layout)
+    launcher = _Launcher(layout, say)
+    started = time.monotonic()
+    try:
+        launcher.start(ALERTMANAGER, ["web"], lambda p: alertmanager.argv(binary, layout, p["web"]))
+        launcher.wait(
+            ALERTMANAGER,
+            lambda proc: http_ok(f"http://127.0.0.1:{proc.ports['web']}/-/ready"),
+            what="alertmanager ready",
+            timeout=deadlines.prometheus,
+            started=started,
+        )
+    except BaseException:
+        launcher.stop_all()
+        raise
+    state.components[ALERTMANAGER] = launcher.records()[ALERTMANAGER]
+    state.alertmanager_url = f"http://127.0.0.1:{launcher.procs[ALERTMANAGER].ports['web']}"
+    _write_env(layout, state)
+    save_state(layout, state)
 
 
 def _etcd_healthy(port: int) -> tuple[bool, object]:
@@ -459,7 +510,7 @@ def _teardown(layout: Layout, state: ClusterState | None, say: Say) -> int:
     pgids: list[int] = []
     if state is not None:
         pgids += [r.pid for r in state.components.values() if is_alive(r.pid, r.start_ticks)]
-    orphans = orphaned_components(f"{layout.state_dir}/", COMPONENTS)
+    orphans = orphaned_components(f"{layout.state_dir}/", (*COMPONENTS, *alertmanager.CANDIDATES))
     for pid in orphans:
         if pid not in pgids:
             say(f"also stopping unrecorded component pid {pid}")
@@ -487,12 +538,14 @@ def ensure_up(root: Path, *, deadlines: Deadlines | None = None, say: Say = _say
             reason = _unusable_reason(layout, state, versions)
             if reason is None:
                 _refresh_repo_crds(layout, state, deadlines, say)
+                _ensure_alertmanager(layout, state, deadlines, say)
                 seconds = time.monotonic() - started
                 return ClusterInfo.from_state(layout, state, reused=True, seconds=seconds)
             say(f"recorded cluster is not usable ({reason}); starting a new one")
         _teardown(layout, state, say)
         try:
             state = _cold_start(layout, versions, deadlines, say)
+            _ensure_alertmanager(layout, state, deadlines, say)
         except BaseException:
             _teardown(layout, None, say)
             raise
@@ -535,7 +588,7 @@ def status(root: Path) -> tuple[ClusterState | None, list[ComponentStatus]]:
     if state is None:
         return None, []
     rows = []
-    for name in COMPONENTS:
+    for name in (*COMPONENTS, ALERTMANAGER):
         record = state.components.get(name)
         if record is None:
             continue

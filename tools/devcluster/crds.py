@@ -1,4 +1,5 @@
-"""CustomResourceDefinitions every cluster gets: Gateway API and the repo's own.
+"""CustomResourceDefinitions every cluster gets: Gateway API, Argo CD's Application
+and the repo's own.
 
 The Gateway API standard channel (HTTPRoute et al.) comes from the Go module
 ``sigs.k8s.io/gateway-api``, downloaded once with ``go mod download`` and
@@ -25,6 +26,8 @@ from devcluster.probes import ApiClient, poll
 
 GATEWAY_MODULE = "sigs.k8s.io/gateway-api"
 GATEWAY_CRD_DIR = "config/crd/standard"
+ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
+ARGOCD_CRD = "manifests/crds/application-crd.yaml"
 CRD_PREFIX = "customresourcedefinition.apiextensions.k8s.io/"
 KUBECTL_TIMEOUT = 120.0
 
@@ -83,6 +86,48 @@ def _gateway_documents(version: str) -> list[str]:
     if not docs:
         raise DevclusterError(f"gateway-api: no CRDs under {GATEWAY_CRD_DIR} in {version}")
     return docs
+
+
+def argocd_application_crd(cache: Path, version: str) -> Path:
+    """Argo CD's real Application CRD of ``version``, from the Go module's manifests
+    (fetched with ``go`` on first use, cached as one file): tests of spec.gitOps.argoCD
+    patch real Applications. Argo CD's controllers do not run here."""
+    target = cache / "argo-cd" / version / "application-crd.yaml"
+    if target.is_file():
+        return target
+    go = shutil.which("go")
+    if go is None:
+        raise DevclusterError(f"argo-cd: `go` is needed once to download {ARGOCD_MODULE}@{version}")
+    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
+    with tempfile.TemporaryDirectory() as scratch:  # outside any go.mod
+        result = subprocess.run(
+            [go, "mod", "download", "-json", f"{ARGOCD_MODULE}@{version}"],
+            capture_output=True,
+            text=True,
+            cwd=scratch,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+    try:
+        info = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        info = {}
+    if info.get("Dir") and (Path(info["Dir"]) / ARGOCD_CRD).is_file():
+        text = (Path(info["Dir"]) / ARGOCD_CRD).read_text()
+    elif info.get("Zip"):
+        with zipfile.ZipFile(info["Zip"]) as archive:
+            text = archive.read(f"{ARGOCD_MODULE}@{version}/{ARGOCD_CRD}").decode()
+    else:
+        raise DevclusterError(
+            f"argo-cd: `go mod download {ARGOCD_MODULE}@{version}` failed:\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+    return target
 
 
 def repo_crd_files(crds_dir: Path) -> list[Path]:

@@ -46,6 +46,7 @@ class ClusterState:
     components: dict[str, ComponentRecord]
     apiserver_url: str = ""
     prometheus_url: str = ""
+    alertmanager_url: str = ""  # "" when prometheus-alertmanager is not installed
     kubectl: str = ""
     crds_digest: str = ""
     started_at: float = field(default_factory=time.time)

@@ -23,6 +23,8 @@ HELM_VERSION = "v3.22.0"
 # Gateway API standard-channel CRDs (HTTPRoute and friends). v1.4.x supports
 # Kubernetes 1.30+; v1.7 needs Go >= 1.27 to even download through `go mod`.
 GATEWAY_API_VERSION = "v1.4.1"
+# Argo CD's Application CRD only (manifests/crds of the Go module), for spec.gitOps.argoCD.
+ARGOCD_VERSION = "v3.5.7"
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,11 @@ both render this one list.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, update, patch]
+{{- if .Values.argocd.enabled }}
+- apiGroups: [argoproj.io]
+  resources: [applications]
+  verbs: [get, update, patch]
+{{- end }}
 {{- end }}
 
 {{/*

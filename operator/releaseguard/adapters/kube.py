@@ -4,10 +4,11 @@ Synchronous (the official client is): the service calls these from a worker thre
 Every request carries an explicit timeout. Everything is in the guard's own namespace.
 
 Exactly once: a step's write carries, in the same request, the annotation
-`releaseguard.io/action` = {"guard": <uid>, "id": <action id>, "before": ..., "time": ...}
-on the object it changes. If the process dies after the write and before the status
-write, the next process finds the marker, records the action from it, and does not
-write again (the step then also "would change nothing").
+`releaseguard.io/action` with this guard's entry {"id": <action id>, "incident": <incident
+uid>, "before": ..., "after": ..., "time": ...} (one entry per guard; format and rules in
+domain/identity.py) on the object it changes. If the process dies after the write and
+before the status write, the next process finds the entry, records the action from it,
+and does not write again. An entry of another incident is never taken as applied.
 
 Concurrency: writes are PUTs of the object as read, so they carry its resourceVersion;
 a concurrent writer makes the API server answer 409, and the step is re-planned on a
@@ -29,7 +30,15 @@ from kubernetes.client.exceptions import ApiException
 
 from releaseguard.domain import changes
 from releaseguard.domain.changes import Change, NotApplicable, Obj
+from releaseguard.domain.gitops import with_flux_paused
 from releaseguard.domain.guard import TargetFacts
+from releaseguard.domain.identity import (
+    MARKER,
+    MarkerEntry,
+    belongs_to,
+    parse_markers,
+    with_marker,
+)
 from releaseguard.domain.models import (
     GROUP,
     PLURAL,
@@ -38,14 +47,18 @@ from releaseguard.domain.models import (
     ActionResult,
     GuardSpec,
     GuardStatus,
+    Incident,
     Step,
     StepReadiness,
     StepType,
 )
+from releaseguard.domain.rollback_target import breached_templates
 
 log = logging.getLogger(__name__)
 
-MARKER = "releaseguard.io/action"
+# Every write carries this field manager, so managedFields shows who contained, and
+# Argo CD can be told to leave these fields alone (README, "GitOps").
+FIELD_MANAGER = "releaseguard"
 TIMEOUT = (3.0, 10.0)  # (connect, read) seconds for every API request
 CONFLICT_RETRIES = 5
 GATEWAY = ("gateway.networking.k8s.io", "v1", "httproutes")
@@ -54,8 +67,11 @@ GATEWAY = ("gateway.networking.k8s.io", "v1", "httproutes")
 #   RELEASEGUARD_FAULT_KILL_AFTER_PATCH=1   die (SIGKILL) right after a step's write
 #   RELEASEGUARD_FAULT_CONFLICT_ONCE=1      touch the object between read and write once,
 #                                           as a concurrent writer would, to provoke a 409
+#   RELEASEGUARD_FAULT_CONFLICT_IMAGE=IMG   with CONFLICT_ONCE on a Deployment: that writer
+#                                           also sets the first container's image to IMG
 FAULT_KILL_AFTER_PATCH = "RELEASEGUARD_FAULT_KILL_AFTER_PATCH"
 FAULT_CONFLICT_ONCE = "RELEASEGUARD_FAULT_CONFLICT_ONCE"
+FAULT_CONFLICT_IMAGE = "RELEASEGUARD_FAULT_CONFLICT_IMAGE"
 
 
 class Missing(Exception):
@@ -81,7 +97,7 @@ class StepView:
     object_ref: str
     obj: Obj | None
     change: Change | NotApplicable
-    marker: dict[str, Any] | None
+    markers: dict[str, MarkerEntry]  # the object's marker entries, by guard uid
 
     @property
     def readiness(self) -> StepReadiness:
@@ -195,7 +211,8 @@ class Kube:
         data = (secret.get("data") or {}).get(key)
         if data is None:
             raise Missing(f"Secret {name} has no key {key}")
-        return base64.b64decode(data).decode().strip()
+        # Binary data decodes to U+FFFD characters, which the caller rejects: never raise.
+        return base64.b64decode(data).decode(errors="replace").strip()
 
     def _succeeded_jobs(self, ns: str, names: list[str], since: str | None) -> list[str]:
         done = []
@@ -247,7 +264,7 @@ class Kube:
                 views.append(self.view_step(ns, spec, status, index, step, target, target_sets))
             except Missing as exc:
                 ref = _ref(step, spec)
-                views.append(StepView(index, step, ref, None, NotApplicable(str(exc)), None))
+                views.append(StepView(index, step, ref, None, NotApplicable(str(exc)), {}))
         return views
 
     def view_step(
@@ -259,7 +276,10 @@ class Kube:
         step: Step,
         target: Obj | None = None,
         target_sets: list[Obj] | None = None,
+        pinned_hash: str | None = None,
     ) -> StepView:
+        """`pinned_hash`: for a Rollback being applied, the target fixed when it was
+        planned (domain/rollback_target.py)."""
         ref = _ref(step, spec)
         obj: Obj
         change: Change | NotApplicable
@@ -310,9 +330,11 @@ class Kube:
                 target_sets,
                 status.last_known_good,
                 changes.irreversible_reason(target, jobs),
+                avoid=breached_templates(status, changes.template_hash(current) if current else ""),
+                pinned_hash=pinned_hash,
             )
-        marker = _marker(obj)
-        return StepView(index, step, ref, obj, change, marker)
+        markers = parse_markers(((obj.get("metadata") or {}).get("annotations") or {}).get(MARKER))
+        return StepView(index, step, ref, obj, change, markers)
 
     def apply_step(
         self,
@@ -324,24 +346,26 @@ class Kube:
         action_id: str,
         reason: str,
         now: Callable[[], datetime],
+        pinned_hash: str | None = None,
     ) -> ActionRecord:
-        """Apply step `index` once; retry a 409 from a fresh read, a bounded number of times."""
+        """Apply step `index` once; retry a 409 from a fresh read, a bounded number of times.
+
+        `status` holds the open incident (its uid goes into the marker); `pinned_hash`: a
+        Rollback's target as planned, kept on every retry (domain/rollback_target.py)."""
         step = spec.steps[index]
         record = {"id": action_id, "type": step.type, "step_index": index, "reason": reason}
         ref = _ref(step, spec)
+        incident = status.incident
         for attempt in range(CONFLICT_RETRIES):
             try:
-                view = self.view_step(ns, spec, status, index, step)
+                view = self.view_step(ns, spec, status, index, step, pinned_hash=pinned_hash)
             except Missing as exc:
                 return ActionRecord(
                     **record, target=ref, result=ActionResult.FAILED, time=now(), message=str(exc)
                 )
-            if (
-                view.marker
-                and view.marker.get("guard") == guard_uid
-                and view.marker.get("id") == action_id
-            ):
-                return recovered_record(view, guard_uid) or _unreachable()
+            mine = view.markers.get(guard_uid)
+            if mine is not None and mine.id == action_id and belongs_to(mine, incident):
+                return recovered_record(view, guard_uid, incident) or _unreachable()
             if isinstance(view.change, NotApplicable):
                 return ActionRecord(
                     **record,
@@ -351,6 +375,8 @@ class Kube:
                     message=f"no longer applicable: {view.change.reason}",
                 )
             change = view.change
+            if spec.git_ops.flux:
+                change = with_flux_paused(change)
             if spec.dry_run:
                 return ActionRecord(
                     **record,
@@ -365,16 +391,14 @@ class Kube:
             at = now()
             body = change.new_object
             annotations = body["metadata"].setdefault("annotations", {})
-            annotations[MARKER] = json.dumps(
-                {
-                    "guard": guard_uid,
-                    "id": action_id,
-                    "before": change.before,
-                    "after": change.after,
-                    "time": at.isoformat(),
-                },
-                sort_keys=True,
+            entry = MarkerEntry(
+                id=action_id,
+                time=at,
+                incident=(incident.uid or "") if incident is not None else "",
+                before=change.before,
+                after=change.after,
             )
+            annotations[MARKER] = with_marker(annotations.get(MARKER), guard_uid, entry)
             try:
                 self._maybe_conflict(ns, step, view)
                 self._replace(ns, step, body)
@@ -408,7 +432,7 @@ class Kube:
 
     def _replace(self, ns: str, step: Step, body: Obj) -> None:
         name = body["metadata"]["name"]
-        kw = {"_request_timeout": TIMEOUT}
+        kw = {"_request_timeout": TIMEOUT, "field_manager": FIELD_MANAGER}
         if step.type is StepType.FEATURE_FLAG:
             self.core.replace_namespaced_config_map(name, ns, body, **kw)
         elif step.type is StepType.CANARY_WEIGHT:
@@ -429,6 +453,9 @@ class Kube:
         touched["metadata"].setdefault("annotations", {})[
             "test.releaseguard.io/concurrent-writer"
         ] = datetime.now(UTC).isoformat()
+        image = os.environ.get(FAULT_CONFLICT_IMAGE)
+        if image and touched.get("kind") == "Deployment":
+            touched["spec"]["template"]["spec"]["containers"][0]["image"] = image
         self._replace(ns, step, touched)
 
     # ------------------------------------------------------------ status
@@ -442,6 +469,7 @@ class Kube:
             PLURAL,
             name,
             {"status": status},
+            field_manager=FIELD_MANAGER,
         )
 
 
@@ -449,31 +477,23 @@ def _unreachable() -> ActionRecord:
     raise AssertionError("a marker with our id always gives a record")
 
 
-def _marker(obj: Obj) -> dict[str, Any] | None:
-    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(MARKER)
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def recovered_record(view: StepView, guard_uid: str) -> ActionRecord | None:
-    """The action a marker says we applied (possibly by a process that then died)."""
-    marker = view.marker
-    if not marker or marker.get("guard") != guard_uid or not marker.get("id"):
+def recovered_record(
+    view: StepView, guard_uid: str, incident: Incident | None
+) -> ActionRecord | None:
+    """The action this guard's marker entry says it applied in `incident` (possibly by a
+    process that then died); None for no entry or one of another incident."""
+    entry = view.markers.get(guard_uid)
+    if entry is None or not belongs_to(entry, incident):
         return None
     return ActionRecord(
-        id=str(marker["id"]),
+        id=entry.id,
         type=view.step.type,
         step_index=view.index,
         target=view.object_ref,
         result=ActionResult.APPLIED,
-        time=datetime.fromisoformat(str(marker["time"])),
-        before=marker.get("before") or {},
-        after=marker.get("after") or {},
+        time=entry.time,
+        before=entry.before,
+        after=entry.after,
         message="recorded from the object's releaseguard.io/action marker",
     )
 

@@ -9,7 +9,7 @@ and lets dry run record precisely what would have been applied.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,15 +177,29 @@ def rollback_change(
     replica_sets: Sequence[Obj],
     known_good: KnownGood | None,
     irreversible: str | None,
+    avoid: Collection[str] = (),
+    pinned_hash: str | None = None,
 ) -> Change | NotApplicable:
     """`kubectl rollout undo`: put the target ReplicaSet's pod template back on the
-    Deployment (without pod-template-hash), so the controller reuses that ReplicaSet."""
+    Deployment (without pod-template-hash), so the controller reuses that ReplicaSet.
+
+    `avoid`: pod-template hashes that breached; never a target (domain/rollback_target.py).
+    `pinned_hash`: the target chosen when the step was planned; the write (and each 409
+    redo) restores exactly it instead of recomputing "Previous" from a fresh read."""
     if irreversible:
         return NotApplicable(f"{REFUSED}: {irreversible}")
     name = deployment["metadata"]["name"]
     current = current_replica_set(deployment, replica_sets)
     current_hash = template_hash(current) if current else ""
-    if step.to_revision is RollbackTarget.LAST_KNOWN_GOOD:
+    if pinned_hash is not None:
+        if pinned_hash in avoid:
+            return NotApplicable(f"the planned template {pinned_hash} is one that breached")
+        if pinned_hash == current_hash:
+            return NotApplicable(f"{name} already runs the planned template {pinned_hash}")
+        target = next((rs for rs in replica_sets if template_hash(rs) == pinned_hash), None)
+        if target is None:
+            return NotApplicable(f"the ReplicaSet of the planned template {pinned_hash} is gone")
+    elif step.to_revision is RollbackTarget.LAST_KNOWN_GOOD:
         if known_good is None:
             return NotApplicable("no known-good revision recorded yet")
         if known_good.pod_template_hash == current_hash:
@@ -198,10 +212,17 @@ def rollback_change(
                 f"the ReplicaSet of known-good revision {known_good.revision} is gone "
                 "(check the Deployment's revisionHistoryLimit)"
             )
+        if known_good.pod_template_hash in avoid:
+            return NotApplicable(
+                f"known-good revision {known_good.revision} is a template that breached"
+            )
     else:
         older = [rs for rs in replica_sets if 0 < revision_of(rs) < revision_of(deployment)]
         if not older:
             return NotApplicable(f"{name} has no previous revision (revisionHistoryLimit may be 0)")
+        older = [rs for rs in older if template_hash(rs) not in avoid]
+        if not older:
+            return NotApplicable(f"{name} has no previous revision that did not breach")
         target = max(older, key=revision_of)
     template = copy.deepcopy(target["spec"]["template"])
     labels = template.get("metadata", {}).get("labels") or {}

@@ -39,6 +39,7 @@ class Evaluation:
     metrics_available: bool
     unavailable: tuple[str, ...]  # "name: why" for each query without data
     invalid: str | None  # a spec error found at run time (bad PromQL, several series)
+    no_data_reason: str = "NoData"  # MetricsAvailable's reason when not available
 
     @property
     def breaching_reason(self) -> str:
@@ -162,4 +163,5 @@ def evaluate(
         metrics_available=not unavailable,
         unavailable=unavailable,
         invalid=invalid,
+        no_data_reason=obs.no_data_reason(),
     )

@@ -16,13 +16,14 @@ The lifecycle (api.md "Phases"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from releaseguard.domain.changes import AT_KNOWN_GOOD, REFUSED
 from releaseguard.domain.confirmation import stale_confirmation
 from releaseguard.domain.evaluate import Evaluation
+from releaseguard.domain.identity import incident_uid
 from releaseguard.domain.models import (
     MAX_ACTIONS,
     ActionRecord,
@@ -35,11 +36,26 @@ from releaseguard.domain.models import (
     LastEvaluation,
     Phase,
     ReleaseObservation,
+    Revert,
     StepReadiness,
     StepType,
     Verdict,
 )
 from releaseguard.domain.plan import PlanKind, StepPlan, incident_actions, plan_next_step
+from releaseguard.domain.reverts import (
+    RevertCheck,
+    check_reverts,
+    describe,
+    exhausted_note,
+    for_planning,
+    is_known_bad,
+    limit_rollbacks,
+    note_rollback,
+    reverted_message,
+    rollbacks_blocked,
+    with_reverts,
+)
+from releaseguard.domain.rollback_target import breached_templates
 
 CONTAIN_NOW = "releaseguard.io/contain-now"
 REARM = "releaseguard.io/rearm"
@@ -195,11 +211,14 @@ def decide(
     annotations: dict[str, str],
     generation: int,
     now: datetime,
+    objects: Mapping[int, dict[str, object] | None] | None = None,
 ) -> Decision:
     """The next status and step after one evaluation.
 
     `recovered` are actions found applied in the cluster (by their marker annotation)
     but missing from status: a previous process applied them and died before recording.
+    `objects`: the object each step changes (by step index) as read this tick, to check
+    that the incident's Applied steps still hold (domain/reverts.py); None: not checked.
     """
     events: list[Event] = []
     last: LastEvaluation = evaluation.result
@@ -220,6 +239,9 @@ def decide(
         and previous_hash
         and target.pod_template_hash != previous_hash
         and target.pod_template_hash not in _own_rollback_hashes([*actions, *recovered])
+        # A template this guard rolled back is no new release: putting it back is a
+        # revert of the Rollback (domain/reverts.py).
+        and not is_known_bad(status.known_bad, target.pod_template_hash)
     ):
         incident = incident.model_copy(update={"closed": True})
         events.append(
@@ -250,9 +272,11 @@ def decide(
         handled[CONTAIN_NOW] = str(contain_now)
 
     number = incident.number if incident else (status.incident.number if status.incident else 0) + 1
+    known_bad = list(status.known_bad)
     for record in recovered:
         if record.id.startswith(f"{number}-") and all(a.id != record.id for a in actions):
             actions.append(record)
+            known_bad = note_rollback(known_bad, record, number)
             events.append(
                 Event("Normal", "ActionRecovered", f"{record.id} was applied before a restart")
             )
@@ -268,24 +292,62 @@ def decide(
         if not confirmed and not manual:
             ids = [a.id for a in incident_actions(actions, number)]
             reason = f"applied before a restart: {', '.join(ids)}"
-        incident = Incident(number=number, detected_at=detected, confirmed_at=now, reason=reason)
+        incident = Incident(
+            number=number,
+            detected_at=detected,
+            confirmed_at=now,
+            reason=reason,
+            uid=incident_uid(now),  # never repeats, unlike number: domain/identity.py
+            breached_templates=breached_templates(status, target.pod_template_hash),
+        )
         events.append(Event("Warning", "BreachConfirmed", reason))
 
+    readiness = limit_rollbacks(
+        readiness, known_bad, target.pod_template_hash, spec.on_revert.reapply
+    )
     plan: StepPlan | None = None
+    reverts = RevertCheck()
     if incident is not None:
         taken = incident_actions(actions, incident.number)
         applied = [a for a in taken if a.result is ActionResult.APPLIED]
         if applied and incident.contained_at is None:  # recovered records
             incident = _contained(incident, min(a.time for a in applied))
-        if (confirmed or manual) and spec.steps:  # no steps: detection only
+        if objects is not None and applied:
+            reverts = check_reverts(
+                spec.steps,
+                taken,
+                incident,
+                objects,
+                spec.on_revert.reapply,
+                spec.interval_seconds,
+                now,
+                blocked=rollbacks_blocked(
+                    spec.steps, known_bad, target.pod_template_hash, spec.on_revert.reapply
+                ),
+            )
+            incident = with_reverts(incident, reverts.found)
+            for revert in reverts.found:
+                events.append(Event("Warning", "ContainmentReverted", _revert_event(spec, revert)))
+        if reverts.reapply is not None:
+            # Containment must hold whatever the metrics say: the re-apply does not wait
+            # for a confirmed breach.
+            again = reverts.reapply
+            plan = StepPlan(
+                PlanKind.APPLY, index=again.index, step=again.step, action_id=again.action_id
+            )
+            reason = f"re-apply {again.n} of {spec.on_revert.reapply}: {describe(again.revert)}"
+        elif (confirmed or manual) and spec.steps:  # no steps: detection only
             plan = plan_next_step(
                 spec.steps,
                 readiness,
                 incident.number,
-                actions,
+                for_planning(actions, reverts.given_up),
                 0 if manual else spec.escalate_after_seconds,
                 now,
             )
+            if plan.kind is PlanKind.EXHAUSTED and reverts.given_up:
+                note = exhausted_note(reverts, spec.steps)
+                plan = StepPlan(PlanKind.EXHAUSTED, message=f"{plan.message}; {note}")
         if last.verdict is Verdict.HEALTHY and incident.recovered_at is None and taken:
             incident = incident.model_copy(update={"recovered_at": now})
             events.append(Event("Normal", "Recovered", "metrics are healthy again"))
@@ -306,6 +368,8 @@ def decide(
         phase = Phase.WATCHING
     elif plan is not None and plan.kind is PlanKind.EXHAUSTED:
         phase = Phase.EXHAUSTED
+    elif reverts.reverted:
+        phase = Phase.EXHAUSTED if status.phase is Phase.EXHAUSTED else Phase.BREACHING
     elif any(a.result is ActionResult.APPLIED for a in incident_actions(actions, incident.number)):
         phase = Phase.CONTAINED
     elif status.phase is Phase.EXHAUSTED and plan is None:
@@ -324,7 +388,7 @@ def decide(
         conds,
         "MetricsAvailable",
         evaluation.metrics_available,
-        "QueriesAnswered" if evaluation.metrics_available else "NoData",
+        "QueriesAnswered" if evaluation.metrics_available else evaluation.no_data_reason,
         "; ".join(evaluation.unavailable),
         now,
         g,
@@ -343,15 +407,20 @@ def decide(
     contained = contained and any(
         a.result is ActionResult.APPLIED for a in incident_actions(actions, incident.number)
     )
-    conds = set_condition(
-        conds,
-        "Contained",
-        contained,
-        "StepApplied" if contained else "NotContained",
-        status.last_action or "" if contained else "",
-        now,
-        g,
-    )
+    if reverts.reverted and incident is not None and not incident.closed:
+        # Users are exposed again: never Contained while a step is undone.
+        why = reverted_message(reverts, spec.on_revert.reapply)
+        conds = set_condition(conds, "Contained", False, "Reverted", why, now, g)
+    else:
+        conds = set_condition(
+            conds,
+            "Contained",
+            contained,
+            "StepApplied" if contained else "NotContained",
+            status.last_action or "" if contained else "",
+            now,
+            g,
+        )
     conds = _rollback_condition(conds, spec, readiness, known_good, now, g)
     refusal = _rollback_refusal(readiness)
     if refusal and refusal != _rollback_refusal(status.readiness):
@@ -382,11 +451,20 @@ def decide(
             "incident": incident if incident is not None else status.incident,
             "actions": actions[-MAX_ACTIONS:],
             "handled_annotations": handled,
+            "known_bad": known_bad,
         }
     )
     if plan is not None and plan.kind is not PlanKind.APPLY:
         plan = plan if plan.kind is PlanKind.EXHAUSTED else None
     return Decision(new, plan=plan, reason=reason, events=tuple(events))
+
+
+def _revert_event(spec: GuardSpec, revert: Revert) -> str:
+    limit = spec.on_revert.reapply
+    what = f"{describe(revert)} (undoing {revert.action})"
+    if limit == 0:
+        return f"{what}; spec.onRevert.reapply is 0: not re-applied"
+    return f"{what}; re-applied at most {limit} times per incident"
 
 
 def _recovering(actions: Sequence[ActionRecord], number: int) -> bool:
@@ -442,10 +520,14 @@ def record_action(status: GuardStatus, record: ActionRecord, now: datetime) -> D
     actions = [*status.actions, record][-MAX_ACTIONS:]
     incident = status.incident
     phase = status.phase
-    if record.result is ActionResult.APPLIED and incident is not None:
+    known_bad = status.known_bad
+    # Pausing Argo CD contains nothing by itself: phase and Contained follow the steps.
+    pause = record.type is StepType.GITOPS_PAUSE
+    if record.result is ActionResult.APPLIED and incident is not None and not pause:
         if incident.contained_at is None:
             incident = _contained(incident, record.time)
         phase = Phase.CONTAINED
+        known_bad = note_rollback(known_bad, record, incident.number)
     summary = f"{record.type.value} {record.target}: {_describe_change(record)}"
     last_action = f"{record.type.value} {record.result.value}"
     kind = "Warning" if record.result is ActionResult.FAILED else "Normal"
@@ -453,7 +535,7 @@ def record_action(status: GuardStatus, record: ActionRecord, now: datetime) -> D
     if record.message:
         message += f": {record.message}"
     conds = status.conditions
-    if record.result is ActionResult.APPLIED:
+    if record.result is ActionResult.APPLIED and not pause:
         conds = set_condition(
             conds, "Contained", True, "StepApplied", summary, now, status.observed_generation
         )
@@ -464,6 +546,7 @@ def record_action(status: GuardStatus, record: ActionRecord, now: datetime) -> D
             "phase": phase,
             "last_action": last_action,
             "conditions": conds,
+            "known_bad": known_bad,
         }
     )
     return Decision(new, events=(Event(kind, f"Step{record.result.value}", message),))

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from releaseguard.domain.bounds import bounded
+
 GROUP = "releaseguard.io"
 VERSION = "v1alpha1"
 PLURAL = "releaseguards"
@@ -38,8 +40,10 @@ class _Model(BaseModel):
         (a new incident's containedAt, a reset healthySince) is sent as null, which
         removes the stored value. Lists are replaced whole, so inside them None is left
         out as in `wire()`.
+        Free-text fields are cut to the CRD's maxLength (domain/bounds.py): one long
+        message must not make the API server reject the whole write.
         """
-        return _nulls_kept(self.model_dump(mode="json", by_alias=True))
+        return _nulls_kept(bounded(self.model_dump(mode="json", by_alias=True)))
 
 
 def _nulls_kept(value: Any) -> Any:
@@ -72,7 +76,12 @@ class StepType(StrEnum):
     SCALE = "Scale"
     BLUE_GREEN = "BlueGreen"
     ROLLBACK = "Rollback"
+    # Not a step of spec.steps: the action that pauses Argo CD's automated sync with the
+    # first Applied step of an incident (spec.gitOps.argoCD, domain/gitops.py).
+    GITOPS_PAUSE = "GitOpsPause"
 
+
+SPEC_STEP_TYPES = tuple(t for t in StepType if t is not StepType.GITOPS_PAUSE)
 
 DEFAULT_COSTS: dict[StepType, int] = {
     StepType.FEATURE_FLAG: 10,
@@ -175,6 +184,11 @@ class Step(_Model):
 
     @model_validator(mode="after")
     def _sub_object_matches_type(self) -> Step:
+        if self.type is StepType.GITOPS_PAUSE:
+            raise ValueError(
+                "GitOpsPause is not a step: set spec.gitOps.argoCD and the guard pauses the "
+                "Application with the first applied step"
+            )
         subs = {
             StepType.FEATURE_FLAG: self.feature_flag,
             StepType.CANARY_WEIGHT: self.canary_weight,
@@ -200,6 +214,58 @@ class IrreversibleChanges(_Model):
     jobs: list[str] = []
 
 
+class WebhookFormat(StrEnum):
+    JSON = "JSON"
+    SLACK = "Slack"
+
+
+class WebhookSink(_Model):
+    url_secret_ref: SecretKeyRef
+    format: WebhookFormat = WebhookFormat.JSON
+
+
+class AlertmanagerSink(_Model):
+    url: str | None = None
+
+
+class NotifySink(_Model):
+    """One place to tell: exactly one of webhook, alertmanager (domain/notifications.py)."""
+
+    webhook: WebhookSink | None = None
+    alertmanager: AlertmanagerSink | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NotifySink:
+        if (self.webhook is None) == (self.alertmanager is None):
+            raise ValueError("a notify entry needs exactly one of webhook, alertmanager")
+        return self
+
+
+MAX_SINKS = 10
+
+
+class OnRevert(_Model):
+    """What to do when someone undoes a step (domain/reverts.py)."""
+
+    reapply: Annotated[int, Field(ge=0, le=10)] = 3
+
+
+class ArgoCDApplication(_Model):
+    application: NonEmpty
+    namespace: NonEmpty
+
+
+class GitOpsSpec(_Model):
+    """Stop the GitOps reconciler that would undo containment."""
+
+    flux: bool = False
+    argo_cd: ArgoCDApplication | None = Field(default=None, alias="argoCD")
+
+
+# A timeoutSeconds up to this is allowed whatever intervalSeconds (the default is 5).
+MAX_TIMEOUT_ANY_INTERVAL = 5
+
+
 class GuardSpec(_Model):
     target: Target
     metrics: Annotated[list[Metric], Field(min_length=1, max_length=20)]
@@ -216,6 +282,22 @@ class GuardSpec(_Model):
     irreversible_changes: IrreversibleChanges = IrreversibleChanges()
     dry_run: bool = False
     suspend: bool = False
+    on_revert: OnRevert = OnRevert()
+    git_ops: GitOpsSpec = GitOpsSpec()
+    notify: Annotated[list[NotifySink], Field(max_length=MAX_SINKS)] = []
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> GuardSpec:
+        # As the CRD's CEL rule: one evaluation's queries end before the next is due, so
+        # a guard cannot keep more queries in flight than it has metrics.
+        timeout = self.prometheus.timeout_seconds
+        if timeout > MAX_TIMEOUT_ANY_INTERVAL and timeout > self.interval_seconds:
+            raise ValueError(
+                "prometheus.timeoutSeconds must not exceed intervalSeconds (timeouts up to "
+                f"{MAX_TIMEOUT_ANY_INTERVAL} are always allowed): a guard's queries must end "
+                "before its next evaluation is due"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metric_names_unique(self) -> GuardSpec:
@@ -314,15 +396,41 @@ class ReleaseObservation(_Model):
     healthy_since: datetime | None = None
 
 
+class Revert(_Model):
+    """A step of the incident found undone: who wrote what over it (domain/reverts.py)."""
+
+    action: str  # the id of the action whose effect no longer holds
+    object: str  # Kind/name
+    field: str
+    value: str
+    manager: str
+    time: datetime
+
+
+class KnownBad(_Model):
+    """A pod template this guard contained by Rollback: re-applying it is no new release."""
+
+    hash: str
+    images: list[str] = []
+    incident: int
+    rollbacks: int = 0
+
+
 class Incident(_Model):
     number: int
     detected_at: datetime
+    # Never repeats, unlike `number` after a status reset: see domain/identity.py.
+    uid: str | None = None
+    # Pod-template hashes that breached: never a Rollback target (domain/rollback_target.py).
+    breached_templates: list[str] | None = None
     confirmed_at: datetime | None = None
     contained_at: datetime | None = None
     recovered_at: datetime | None = None
     time_to_contain_seconds: float | None = None
     reason: str = ""
     closed: bool = False
+    reverts: int = 0
+    reverted: list[Revert] = []
 
 
 class ActionRecord(_Model):
@@ -342,6 +450,51 @@ class ActionRecord(_Model):
 MAX_ACTIONS = 50
 
 
+class Moment(StrEnum):
+    """What a guard tells its spec.notify sinks about (domain/notifications.py)."""
+
+    INCIDENT_OPENED = "IncidentOpened"
+    ACTION_APPLIED = "ActionApplied"
+    ACTION_FAILED = "ActionFailed"
+    ROLLBACK_REFUSED = "RollbackRefused"
+    CONTAINMENT_REVERTED = "ContainmentReverted"
+    EXHAUSTED = "Exhausted"
+    RECOVERED = "Recovered"
+    REARMED = "Rearmed"
+
+
+class Evidence(_Model):
+    name: str
+    value: float | None = None
+    bound: str = ""
+    verdict: MetricVerdict = MetricVerdict.PASS
+
+
+class OwedNotification(_Model):
+    """A notification not yet delivered to every sink: the outbox entry, written with the
+    transition that owes it, so that a crash between the two loses nothing."""
+
+    key: str
+    moment: Moment
+    incident: int
+    action_id: str = ""
+    time: datetime
+    phase: Phase
+    message: str = ""
+    evidence: list[Evidence] = []
+    sinks: list[int] = []
+
+
+class NotificationCounts(_Model):
+    sent: int = 0
+    failed: int = 0
+    pending: int = 0
+    last_error: str = ""
+
+
+MAX_OUTBOX = 50
+
+
 class GuardStatus(_Model):
     observed_generation: int | None = None
     phase: Phase = Phase.PENDING
@@ -355,3 +508,8 @@ class GuardStatus(_Model):
     incident: Incident | None = None
     actions: list[ActionRecord] = []
     handled_annotations: dict[str, str] = {}
+    # Keys of the recorded moments whose Kubernetes Event was posted (domain/announce.py).
+    announced: list[str] = []
+    known_bad: list[KnownBad] = []
+    notifications: NotificationCounts | None = None
+    outbox: list[OwedNotification] = []

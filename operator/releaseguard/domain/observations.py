@@ -11,6 +11,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
+class Problem(StrEnum):
+    """Why an answer carries no data, when the adapter knows (QueryResult.problem)."""
+
+    TIMEOUT = "Timeout"  # no complete answer before the query's deadline
+    UNREACHABLE = "Unreachable"  # connection refused, DNS, TLS
+    TOO_LARGE = "ResponseTooLarge"  # over the byte cap, on the wire or decompressed
+    MALFORMED = "MalformedResponse"  # not JSON, not the Prometheus API's shape, a matrix
+    SERVER_ERROR = "PrometheusError"  # status "error" (other than bad_data), HTTP errors
+    REDIRECT = "Redirect"  # a 30x, never followed
+    BUDGET = "QueryBudgetExhausted"  # too many queries in flight (operator or namespace)
+
+
 class Outcome(StrEnum):
     VALUE = "Value"  # exactly one finite number
     NAN = "NaN"  # one sample, but NaN or +/-Inf (0/0 with no traffic, empty histogram)
@@ -29,6 +41,7 @@ class QueryResult:
     outcome: Outcome
     value: float | None = None
     message: str = ""
+    problem: Problem | None = None  # set on Unavailable answers when the cause is known
 
     @classmethod
     def number(cls, value: float) -> QueryResult:
@@ -53,3 +66,12 @@ class Observations:
     metrics: dict[str, QueryResult]
     baselines: dict[str, QueryResult] = field(default_factory=dict)
     traffic: QueryResult | None = None
+
+    def no_data_reason(self) -> str:
+        """The reason of the MetricsAvailable condition when some query had no data:
+        QueryBudgetExhausted when the operator's in-flight limits held a query back (the
+        guard's owner can act on it: fewer or cheaper queries, a longer interval)."""
+        answers = [*self.metrics.values(), *self.baselines.values(), self.traffic]
+        if any(a is not None and a.problem is Problem.BUDGET for a in answers):
+            return Problem.BUDGET.value
+        return "NoData"

@@ -55,3 +55,15 @@ def must_write(
     if stored.settled != _settled(status):
         return True
     return now - stored.written_at >= heartbeat
+
+
+def actions_recorded(stored: Stored | None, status: GuardStatus) -> bool:
+    """Whether the API server holds every action record `status` holds: until it does,
+    no further step is applied, so no action can go unrecorded (a failed status write
+    is retried first; see service.GuardService._decide)."""
+    if not status.actions:
+        return True
+    if stored is None:
+        return False
+    held = {a.id: a for a in stored.status.actions}
+    return all(held.get(a.id) == a for a in status.actions)
