@@ -4,18 +4,25 @@ It starts (in the background, left running) the traffic simulator and the operat
 deploys the checkout canary from examples/, applies examples/checkout-guard.yaml,
 injects a fault into the canary, and prints what happens each second: the error rate
 Prometheus sees, the guard's verdict and phase, the step taken, recovery and the time to
-contain. `make demo-down` stops it all. `make demo GITOPS=1` adds an act in which a
-stand-in for Argo CD self-heal undoes the containment every 3 s (Demo.gitops_fight).
+contain. The guard also tells people: a local webhook receiver (in this process) prints
+each signed notification as it arrives, and the incident's alert is shown as the local
+Alertmanager holds it. `make demo-down` stops it all. `make demo GITOPS=1` adds an act in
+which a stand-in for Argo CD self-heal undoes the containment every 3 s
+(Demo.gitops_fight).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +38,37 @@ ERROR_RATE = (
 )
 
 
+HMAC_KEY = "demo-signing-key"
+
+
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """The demo's webhook receiver: prints each notification and checks its signature."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(min(int(self.headers.get("Content-Length") or 0), 1 << 20))
+        self.send_response(200)
+        self.end_headers()
+        good = "sha256=" + hmac.new(HMAC_KEY.encode(), body, hashlib.sha256).hexdigest()
+        signed = hmac.compare_digest(self.headers.get("X-ReleaseGuard-Signature", ""), good)
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = {}
+        action = doc.get("action") or {}
+        what = (
+            f" {action.get('id')} {action.get('before')} -> {action.get('after')}" if action else ""
+        )
+        say(
+            f"  [webhook] {doc.get('moment', '?')}{what}"
+            f" (signature {'valid' if signed else 'INVALID'}, key {doc.get('idempotencyKey', '?')})"
+        )
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 class Demo:
@@ -45,9 +81,10 @@ class Demo:
             PYTHONPATH=str(ROOT / "tools"),
         )
 
-    def kubectl(self, *args: str, check: bool = True) -> str:
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         result = subprocess.run(
             [str(self.info.kubectl), *args],
+            input=stdin,
             env=self.env,
             text=True,
             capture_output=True,
@@ -99,11 +136,55 @@ class Demo:
             30,
         )
 
-    def start_background(self) -> tuple[int, int]:
+    def start_receiver(self) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+    def add_notifications(self, hook: str) -> None:
+        """spec.notify: a signed JSON webhook (its URL and key in a Secret the guard may
+        use) and the operator's Alertmanager."""
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "ops-hooks",
+                "namespace": NS,
+                "labels": {"releaseguard.io/usable-by-guards": "true"},
+            },
+            "stringData": {"url": hook, "hmacKey": HMAC_KEY},
+        }
+        self.kubectl("apply", "-f", "-", check=True, stdin=json.dumps(secret))
+        sinks: list[dict[str, Any]] = [
+            {"webhook": {"urlSecretRef": {"name": "ops-hooks", "key": "url"}, "format": "JSON"}}
+        ]
+        if self.info.alertmanager_url:
+            sinks.append({"alertmanager": {}})
+        patch = json.dumps({"spec": {"notify": sinks}})
+        self.kubectl("patch", "rg", "checkout", "-n", NS, "--type=merge", "-p", patch)
+        where = " and Alertmanager" if self.info.alertmanager_url else ""
+        say(f"notifications: signed webhook to {hook}{where} (spec.notify)\n")
+
+    def show_alerts(self) -> None:
+        if not self.info.alertmanager_url:
+            return
+        url = f"{self.info.alertmanager_url}/api/v2/alerts?filter=alertname=ReleaseGuardIncident"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            alerts = json.loads(answer.read(1 << 20))
+        say(f"\nAlertmanager ({self.info.alertmanager_url}) holds {len(alerts)} alert(s):")
+        for alert in alerts:
+            labels = alert.get("labels") or {}
+            shown = ", ".join(f"{k}={labels[k]}" for k in sorted(labels))
+            say(f"  {shown} ({(alert.get('status') or {}).get('state', '?')})")
+
+    def start_background(self, hook: str) -> tuple[int, int]:
         logs = self.info.log_dir
         sim_log, operator_log = logs / "demo-trafficsim.log", logs / "demo-operator.log"
         sim = launch.spawn_trafficsim(self.info, NS, "checkout", "checkout", 200, sim_log, self.env)
-        operator = launch.spawn_operator(self.info, NS, operator_log, self.env)
+        extra = ["--allowed-url", "^http://127\\.0\\.0\\.1:", "--log-format", "text"]
+        if self.info.alertmanager_url:
+            extra += ["--alertmanager-url", self.info.alertmanager_url]
+        operator = launch.spawn_operator(self.info, NS, operator_log, self.env, *extra)
         STATE.write_text(json.dumps({"pids": [sim.pid, operator.pid]}))
         port = launch.trafficsim_port(sim_log)
         launch.wait_operator_ready(operator_log)
@@ -137,12 +218,14 @@ class Demo:
         self.kubectl("apply", "-n", NS, "-f", str(ROOT / "examples" / "checkout-canary.yaml"))
         for dep in ("checkout-v1", "checkout-v2"):
             self.kubectl("rollout", "status", "-n", NS, f"deployment/{dep}", "--timeout=120s")
-        port, _ = self.start_background()
+        hook = self.start_receiver()
+        port, _ = self.start_background(hook)
         say(f"traffic simulator on 127.0.0.1:{port} (200 req/s), operator running")
         self.wait("traffic in Prometheus", lambda: self.query(ERROR_RATE) is not None, 60)
         git_rules = self.get("httproute", "checkout")["spec"]["rules"]  # "Git"'s version
         self.kubectl("apply", "-n", NS, "-f", str(ROOT / "examples" / "checkout-guard.yaml"))
-        say("guard applied: examples/checkout-guard.yaml (error-rate max 1%, p99 max 250 ms)\n")
+        say("guard applied: examples/checkout-guard.yaml (error-rate max 1%, p99 max 250 ms)")
+        self.add_notifications(hook)
 
         t0 = time.monotonic()
         healthy = 0
@@ -184,6 +267,7 @@ class Demo:
                 f"{action['before']} -> {action['after']} ({action['reason']})"
             )
         say(f"  recovered at {incident.get('recoveredAt', 'not yet')}")
+        self.show_alerts()
         plugin_path = f"{Path(sys.executable).parent}:{Path(self.info.kubectl).parent}"
         say("\nthe cluster, simulator and operator stay up. Look around with the plugin:")
         say(f"  export KUBECONFIG={self.info.kubeconfig} PATH={plugin_path}:$PATH")
