@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 XDIST ?= -n 4
 
 .PHONY: help venv binaries prometheus alertmanager cluster-up cluster-down cluster-status lint test \
-        test-unit test-e2e demo demo-down bench clean
+        test-unit test-e2e demo demo-down bench clean crd
 
 help:
 	@echo "make demo        start the local cluster, Prometheus and the operator with an example guard"
@@ -53,6 +53,11 @@ lint: venv
 	$(VENV)/bin/ruff check operator tools tests
 	$(VENV)/bin/ruff format --check operator tools tests
 	cd operator && ../$(VENV)/bin/lint-imports ../pyproject.toml
+
+# The CRD is generated from the pydantic models (operator/releaseguard/crd.py says where
+# each part is declared); tests/unit/test_crd_generated.py fails when it is not up to date.
+crd: venv
+	$(PY) -m releaseguard.crd crds/releaseguard.yaml
 
 # prometheus: promtool checks and unit-tests the operator's alert rules.
 test-unit: venv prometheus

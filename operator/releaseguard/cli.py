@@ -17,8 +17,9 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -132,6 +133,137 @@ class Liveness:
         return "starting"
 
 
+@dataclass(frozen=True)
+class _Flag:
+    """One flag of `releaseguard run`. `default` is called when the parser is built, so
+    the environment is read then (as tests and the chart expect), not at import."""
+
+    names: tuple[str, ...]
+    help: str
+    default: Callable[[], Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _env(name: str, fallback: str | None = None) -> Callable[[], str | None]:
+    return lambda: os.environ.get(name, fallback)
+
+
+def _env_true(name: str) -> Callable[[], bool]:
+    return lambda: os.environ.get(name, "") == "true"
+
+
+_INT = {"type": int}
+_COUNT = {"type": int, "metavar": "N"}
+RUN_FLAGS: tuple[_Flag, ...] = (
+    _Flag(
+        ("--prometheus-url",),
+        "Prometheus base URL for guards without spec.prometheus.url "
+        "(env RELEASEGUARD_PROMETHEUS_URL)",
+        _env("RELEASEGUARD_PROMETHEUS_URL"),
+    ),
+    _Flag(
+        ("--alertmanager-url",),
+        "Alertmanager base URL for spec.notify alertmanager entries without a url "
+        "(env RELEASEGUARD_ALERTMANAGER_URL); always allowed, like --prometheus-url",
+        _env("RELEASEGUARD_ALERTMANAGER_URL"),
+    ),
+    _Flag(
+        ("--argocd-cross-namespace",),
+        "let a guard's spec.gitOps.argoCD name an Application outside the guard's "
+        "namespace (off by default; the chart's admission policy checks that the guard's "
+        "author may patch it; env RELEASEGUARD_ARGOCD_CROSS_NAMESPACE=true)",
+        _env_true("RELEASEGUARD_ARGOCD_CROSS_NAMESPACE"),
+        {"action": "store_true"},
+    ),
+    _Flag(
+        ("--allowed-url",),
+        "guards may name only URLs this regex finds (Python re, anchor it: "
+        "'^https://prom\\.example\\.com(/|:|$)'); repeatable. The --prometheus-url is "
+        "always allowed. Without this flag: env RELEASEGUARD_ALLOWED_URLS "
+        "(whitespace-separated; set and empty allows only --prometheus-url), else "
+        f"{' '.join(DEFAULT_PATTERNS)}",
+        options={"action": "append", "metavar": "REGEX"},
+    ),
+    _Flag(
+        ("--workers",),
+        "threads evaluating guards at once, and as many for Prometheus queries; a "
+        "guard whose Prometheus hangs holds one for up to its timeout (env "
+        "RELEASEGUARD_WORKERS, default 32)",
+        lambda: int(os.environ.get("RELEASEGUARD_WORKERS", "32")),
+        _INT,
+    ),
+    _Flag(
+        ("--max-inflight-queries",),
+        "Prometheus queries in flight at once, all guards together; a query waits "
+        "for a slot until its deadline, then its guard shows NoData (QueryBudgetExhausted) "
+        "(env RELEASEGUARD_MAX_INFLIGHT_QUERIES, default --workers)",
+        lambda: _env_int("RELEASEGUARD_MAX_INFLIGHT_QUERIES"),
+        _COUNT,
+    ),
+    _Flag(
+        ("--max-inflight-queries-per-namespace",),
+        "as --max-inflight-queries, for the guards of one namespace "
+        "(env RELEASEGUARD_MAX_INFLIGHT_QUERIES_PER_NAMESPACE, default half of "
+        "--max-inflight-queries)",
+        lambda: _env_int("RELEASEGUARD_MAX_INFLIGHT_QUERIES_PER_NAMESPACE"),
+        _COUNT,
+    ),
+    _Flag(
+        ("--status-heartbeat",),
+        "write a guard's status when anything but lastEvaluation's time and values "
+        "changed, and otherwise once per this many seconds; 0 writes every evaluation "
+        "(env RELEASEGUARD_STATUS_HEARTBEAT, default 60)",
+        lambda: float(os.environ.get("RELEASEGUARD_STATUS_HEARTBEAT", "60")),
+        {"type": float, "metavar": "SECONDS"},
+    ),
+    _Flag(
+        ("--metrics-port",),
+        "serve the operator's Prometheus metrics on this port (0: any free port, "
+        "logged); off unless given (env RELEASEGUARD_METRICS_PORT)",
+        lambda: _env_int("RELEASEGUARD_METRICS_PORT"),
+        _INT,
+    ),
+    _Flag(
+        ("--metrics-address",),
+        "address to serve metrics on (env RELEASEGUARD_METRICS_ADDRESS, default 0.0.0.0)",
+        _env("RELEASEGUARD_METRICS_ADDRESS", "0.0.0.0"),
+    ),
+    _Flag(
+        ("--health-port",),
+        "serve /healthz (liveness) and /readyz (readiness) on this port; off unless "
+        "given (env RELEASEGUARD_HEALTH_PORT)",
+        lambda: _env_int("RELEASEGUARD_HEALTH_PORT"),
+        _INT,
+    ),
+    _Flag(
+        ("--leader-election",),
+        "act only while holding a coordination.k8s.io Lease, so that several "
+        "replicas can run with one writer (env RELEASEGUARD_LEADER_ELECTION=true)",
+        _env_true("RELEASEGUARD_LEADER_ELECTION"),
+        {"action": "store_true"},
+    ),
+    _Flag(
+        ("--leader-election-name",),
+        "name of the Lease (default releaseguard)",
+        lambda: "releaseguard",
+    ),
+    _Flag(
+        ("--leader-election-namespace",),
+        "namespace of the Lease (default: env POD_NAMESPACE, else the namespace of "
+        "the mounted ServiceAccount)",
+        _own_namespace,
+    ),
+    _Flag(
+        ("--log-format",),
+        "text (default) or json: one JSON object per line, with namespace, guard, "
+        "incident and actionId fields where they apply (env RELEASEGUARD_LOG_FORMAT)",
+        _env("RELEASEGUARD_LOG_FORMAT", "text"),
+        {"choices": ("text", "json")},
+    ),
+    _Flag(("-v", "--verbose"), "debug logging", options={"action": "store_true"}),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="releaseguard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,116 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="watch every namespace (the default when no --namespace is given)",
     )
-    run.add_argument(
-        "--prometheus-url",
-        default=os.environ.get("RELEASEGUARD_PROMETHEUS_URL"),
-        help="Prometheus base URL for guards without spec.prometheus.url "
-        "(env RELEASEGUARD_PROMETHEUS_URL)",
-    )
-    run.add_argument(
-        "--alertmanager-url",
-        default=os.environ.get("RELEASEGUARD_ALERTMANAGER_URL"),
-        help="Alertmanager base URL for spec.notify alertmanager entries without a url "
-        "(env RELEASEGUARD_ALERTMANAGER_URL); always allowed, like --prometheus-url",
-    )
-    run.add_argument(
-        "--argocd-cross-namespace",
-        action="store_true",
-        default=os.environ.get("RELEASEGUARD_ARGOCD_CROSS_NAMESPACE") == "true",
-        help="let a guard's spec.gitOps.argoCD name an Application outside the guard's "
-        "namespace (off by default; the chart's admission policy checks that the guard's "
-        "author may patch it; env RELEASEGUARD_ARGOCD_CROSS_NAMESPACE=true)",
-    )
-    run.add_argument(
-        "--allowed-url",
-        action="append",
-        metavar="REGEX",
-        help="guards may name only URLs this regex finds (Python re, anchor it: "
-        "'^https://prom\\.example\\.com(/|:|$)'); repeatable. The --prometheus-url is "
-        "always allowed. Without this flag: env RELEASEGUARD_ALLOWED_URLS "
-        "(whitespace-separated; set and empty allows only --prometheus-url), else "
-        f"{' '.join(DEFAULT_PATTERNS)}",
-    )
-    run.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("RELEASEGUARD_WORKERS", "32")),
-        help="threads evaluating guards at once, and as many for Prometheus queries; a "
-        "guard whose Prometheus hangs holds one for up to its timeout (env "
-        "RELEASEGUARD_WORKERS, default 32)",
-    )
-    run.add_argument(
-        "--max-inflight-queries",
-        type=int,
-        metavar="N",
-        default=_env_int("RELEASEGUARD_MAX_INFLIGHT_QUERIES"),
-        help="Prometheus queries in flight at once, all guards together; a query waits "
-        "for a slot until its deadline, then its guard shows NoData (QueryBudgetExhausted) "
-        "(env RELEASEGUARD_MAX_INFLIGHT_QUERIES, default --workers)",
-    )
-    run.add_argument(
-        "--max-inflight-queries-per-namespace",
-        type=int,
-        metavar="N",
-        default=_env_int("RELEASEGUARD_MAX_INFLIGHT_QUERIES_PER_NAMESPACE"),
-        help="as --max-inflight-queries, for the guards of one namespace "
-        "(env RELEASEGUARD_MAX_INFLIGHT_QUERIES_PER_NAMESPACE, default half of "
-        "--max-inflight-queries)",
-    )
-    run.add_argument(
-        "--status-heartbeat",
-        type=float,
-        metavar="SECONDS",
-        default=float(os.environ.get("RELEASEGUARD_STATUS_HEARTBEAT", "60")),
-        help="write a guard's status when anything but lastEvaluation's time and values "
-        "changed, and otherwise once per this many seconds; 0 writes every evaluation "
-        "(env RELEASEGUARD_STATUS_HEARTBEAT, default 60)",
-    )
-    run.add_argument(
-        "--metrics-port",
-        type=int,
-        default=_env_int("RELEASEGUARD_METRICS_PORT"),
-        help="serve the operator's Prometheus metrics on this port (0: any free port, "
-        "logged); off unless given (env RELEASEGUARD_METRICS_PORT)",
-    )
-    run.add_argument(
-        "--metrics-address",
-        default=os.environ.get("RELEASEGUARD_METRICS_ADDRESS", "0.0.0.0"),
-        help="address to serve metrics on (env RELEASEGUARD_METRICS_ADDRESS, default 0.0.0.0)",
-    )
-    run.add_argument(
-        "--health-port",
-        type=int,
-        default=_env_int("RELEASEGUARD_HEALTH_PORT"),
-        help="serve /healthz (liveness) and /readyz (readiness) on this port; off unless "
-        "given (env RELEASEGUARD_HEALTH_PORT)",
-    )
-    run.add_argument(
-        "--leader-election",
-        action="store_true",
-        default=os.environ.get("RELEASEGUARD_LEADER_ELECTION", "") == "true",
-        help="act only while holding a coordination.k8s.io Lease, so that several "
-        "replicas can run with one writer (env RELEASEGUARD_LEADER_ELECTION=true)",
-    )
-    run.add_argument(
-        "--leader-election-name",
-        default="releaseguard",
-        help="name of the Lease (default releaseguard)",
-    )
-    run.add_argument(
-        "--leader-election-namespace",
-        default=_own_namespace(),
-        help="namespace of the Lease (default: env POD_NAMESPACE, else the namespace of "
-        "the mounted ServiceAccount)",
-    )
-    run.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default=os.environ.get("RELEASEGUARD_LOG_FORMAT", "text"),
-        help="text (default) or json: one JSON object per line, with namespace, guard, "
-        "incident and actionId fields where they apply (env RELEASEGUARD_LOG_FORMAT)",
-    )
-    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    for flag in RUN_FLAGS:
+        default = {} if flag.default is None else {"default": flag.default()}
+        run.add_argument(*flag.names, help=flag.help, **default, **flag.options)
     return parser
 
 
@@ -265,7 +290,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.leader_election and not args.leader_election_namespace:
         parser.error("--leader-election needs --leader-election-namespace or POD_NAMESPACE")
     logs.configure(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
-    namespaces: list[str] = args.namespace
     try:
         allowed = _allowed_urls(args.allowed_url, args.prometheus_url, args.alertmanager_url)
     except re.error as exc:
@@ -284,9 +308,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_in_flight=args.max_inflight_queries,
         max_in_flight_per_namespace=args.max_inflight_queries_per_namespace,
     )
-    memo = kopf.Memo(
+    memo = _memo(args, Kube(api), pool, allowed)
+    _return_freed_memory()
+    metrics.LEADER.set(0 if leadership else 1)
+    _serve_probes(args, liveness)
+    if leadership is not None:
+        leadership.start()
+        log.info("standby: acting once this replica holds the Lease")
+        leadership.wait()
+        metrics.LEADER.set(1)
+    try:
+        asyncio.run(_operate(args.namespace, args.workers, memo, liveness))
+    finally:
+        pool.close()
+    if leadership is not None:  # Kopf has stopped: nothing more is written
+        leadership.release()
+    return 0
+
+
+def _memo(
+    args: argparse.Namespace, kube: Kube, pool: PrometheusPool, allowed: AllowList
+) -> kopf.Memo:
+    """The shared clients, built once and handed to every handler."""
+    namespaces: list[str] = args.namespace
+    return kopf.Memo(
         service=GuardService(
-            Kube(api),
+            kube,
             pool,
             args.prometheus_url,
             timedelta(seconds=args.status_heartbeat),
@@ -299,33 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespaced=bool(namespaces),
     )
 
-    async def beat() -> None:
-        while True:
-            liveness.beat()
-            await asyncio.sleep(BEAT_SECONDS)  # a heartbeat period, not a wait for a state
 
-    async def operate() -> None:
-        # asyncio.to_thread uses the loop's default executor, min(32, cores + 4) threads
-        # unless set: on 2 cores that is 6, and six guards with a hung Prometheus would
-        # stall every other guard until their queries time out.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="guard")
-        )
-        heartbeat = asyncio.create_task(beat())
-        try:
-            # Kopf takes an empty collection, not None, for "no namespace patterns":
-            # None crashed its namespace observer with --all-namespaces.
-            await kopf.operator(
-                standalone=True,
-                namespaces=namespaces,
-                clusterwide=not namespaces,
-                memo=memo,
-            )
-        finally:
-            heartbeat.cancel()
-
-    _return_freed_memory()
-    metrics.LEADER.set(0 if leadership else 1)
+def _serve_probes(args: argparse.Namespace, liveness: Liveness) -> None:
     if args.metrics_port is not None:
         port = metrics.serve(args.metrics_port, args.metrics_address)
         log.info("serving metrics on http://%s:%d/metrics", args.metrics_address, port)
@@ -333,18 +355,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         checks = {"/healthz": liveness.live, "/readyz": liveness.ready}
         port = health.serve(args.health_port, args.metrics_address, checks)
         log.info("serving health probes on http://%s:%d/healthz", args.metrics_address, port)
-    if leadership is not None:
-        leadership.start()
-        log.info("standby: acting once this replica holds the Lease")
-        leadership.wait()
-        metrics.LEADER.set(1)
+
+
+async def _beat(liveness: Liveness) -> None:
+    while True:
+        liveness.beat()
+        await asyncio.sleep(BEAT_SECONDS)  # a heartbeat period, not a wait for a state
+
+
+async def _operate(
+    namespaces: list[str], workers: int, memo: kopf.Memo, liveness: Liveness
+) -> None:
+    # asyncio.to_thread uses the loop's default executor, min(32, cores + 4) threads
+    # unless set: on 2 cores that is 6, and six guards with a hung Prometheus would
+    # stall every other guard until their queries time out.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="guard")
+    )
+    heartbeat = asyncio.create_task(_beat(liveness))
     try:
-        asyncio.run(operate())
+        # Kopf takes an empty collection, not None, for "no namespace patterns":
+        # None crashed its namespace observer with --all-namespaces.
+        await kopf.operator(
+            standalone=True,
+            namespaces=namespaces,
+            clusterwide=not namespaces,
+            memo=memo,
+        )
     finally:
-        pool.close()
-    if leadership is not None:  # Kopf has stopped: nothing more is written
-        leadership.release()
-    return 0
+        heartbeat.cancel()
 
 
 @kopf.on.startup()

@@ -15,15 +15,23 @@ import dataclasses
 import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
 
 from releaseguard.adapters import metrics
-from releaseguard.domain.models import GROUP, PLURAL, VERSION
+from releaseguard.domain.conditions import EventReason, EventType
+from releaseguard.domain.models import GROUP, PLURAL, VERSION, GuardSpec, GuardStatus
 from releaseguard.domain.writes import Stored
-from releaseguard.service import GuardRef, GuardService, TickResult, read_status
+from releaseguard.service import (
+    GuardRef,
+    GuardService,
+    InvalidSpec,
+    TickResult,
+    parse_spec,
+    read_status,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 15
@@ -45,6 +53,50 @@ def _timed(clock: Callable[[], float], due: float, work: Callable[[], TickResult
         return work()
     finally:
         metrics.DURATION.observe(clock() - started)
+
+
+class ParsedSpec:
+    """A guard's spec, parsed and validated once per change: again only when
+    metadata.generation (which the API server bumps on every spec change) moves."""
+
+    def __init__(self) -> None:
+        self._generation = 0
+        self._spec: GuardSpec | InvalidSpec | None = None
+        self.parses = 0
+
+    def get(self, generation: int, raw: Mapping[str, Any]) -> GuardSpec | InvalidSpec:
+        # Generation 0 (unknown): nothing tells a change apart, so parse every time.
+        if self._spec is None or generation != self._generation or not generation:
+            self._spec, self._generation = parse_spec(raw), generation
+            self.parses += 1
+        return self._spec
+
+
+class _Evaluations:
+    """One guard's evaluations, with its spec parsed once per change."""
+
+    def __init__(self, service: GuardService) -> None:
+        self.service = service
+        self.spec = ParsedSpec()
+
+    def register(self, guard: GuardRef, raw_spec: Mapping[str, Any]) -> None:
+        self.service.register(guard, self.spec.get(guard.generation, raw_spec))
+
+    def __call__(
+        self,
+        guard: GuardRef,
+        raw_spec: Mapping[str, Any],
+        annotations: Mapping[str, str],
+        status: GuardStatus,
+        stored: Stored | None,
+    ) -> TickResult:
+        """One evaluation, in the worker thread (where the spec is parsed, if it changed)."""
+        spec = self.spec.get(guard.generation, raw_spec)
+        return self.service.tick(guard, spec, annotations, status, stored)
+
+
+def _generation(meta: kopf.Meta) -> int:
+    return int(meta.get("generation") or 0)
 
 
 def _target_name(spec: Any) -> str | None:
@@ -95,7 +147,9 @@ async def guard_daemon(
     service: GuardService = memo.service
     status, unreadable = read_status(body.get("status"))  # never reset silently
     if unreadable:
-        kopf.event(body, type="Warning", reason="StatusUnreadable", message=unreadable)
+        kopf.event(
+            body, type=EventType.WARNING, reason=EventReason.STATUS_UNREADABLE, message=unreadable
+        )
     stored: Stored | None = Stored(status)  # as found: its write time is unknown
     created = str(meta.get("creationTimestamp") or "")
     loop = asyncio.get_running_loop()
@@ -103,20 +157,21 @@ async def guard_daemon(
     # evaluation, so that its namespace's watches are listing by then.
     interest = service.targets.interest(namespace)
     deleted = _DELETED.setdefault(uid, asyncio.Event())
+    evaluate = _Evaluations(service)
     try:
         interest.follow(_target_name(spec))
         # Known to overlapping guards before either evaluates (domain/ownership.py).
-        service.register(GuardRef(namespace, name, uid, 0, created), dict(spec))
+        evaluate.register(GuardRef(namespace, name, uid, _generation(meta), created), dict(spec))
         # Spread guards over their interval so a thousand of them do not query at once.
         await _pause(stopped, deleted, random.uniform(0, _interval(spec)))
         due = loop.time()
         while not stopped and not deleted.is_set():
-            guard = GuardRef(namespace, name, uid, int(meta.get("generation") or 0), created)
+            guard = GuardRef(namespace, name, uid, _generation(meta), created)
             try:
                 # spec and annotations are snapshot here, on the loop that updates them.
                 interest.follow(_target_name(spec))
                 work = functools.partial(
-                    service.tick, guard, dict(spec), dict(meta.annotations), status, stored
+                    evaluate, guard, dict(spec), dict(meta.annotations), status, stored
                 )
                 metrics.EVALUATIONS.inc()
                 result = await asyncio.to_thread(_timed, loop.time, due, work)

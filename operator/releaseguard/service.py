@@ -18,30 +18,29 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from releaseguard.adapters import cluster as cluster_io
 from releaseguard.adapters import metrics
 from releaseguard.adapters.argocd import ArgoCD
 from releaseguard.adapters.claims import ClaimRegistry
+from releaseguard.adapters.cluster import Cluster, Missing, SecretNotLabelled
 from releaseguard.adapters.events import EventPoster
-from releaseguard.adapters.kube import (
-    Kube,
-    Missing,
-    SecretNotLabelled,
-    StepView,
-    recovered_record,
-)
+from releaseguard.adapters.kube import Kube
 from releaseguard.adapters.notify import Notifier, SinkProblem, Sinks
 from releaseguard.adapters.prometheus import Prometheus, PrometheusPool
 from releaseguard.adapters.targets import TargetCache
 from releaseguard.domain.allowlist import DEFAULT_PATTERNS, AllowList, url_problem
 from releaseguard.domain.announce import ANNOUNCED_REASONS, mark_announced, pending_announcements
+from releaseguard.domain.applicability import StepView, recovered_records
 from releaseguard.domain.changes import Change, Obj
+from releaseguard.domain.conditions import EventReason, EventType, Reason
 from releaseguard.domain.confirmation import next_evaluation_delay
-from releaseguard.domain.evaluate import evaluate
+from releaseguard.domain.evaluate import Evaluation, evaluate
 from releaseguard.domain.gitops import pause_due
 from releaseguard.domain.guard import (
     Decision,
     Event,
     TargetFacts,
+    TickInput,
     decide,
     decide_inactive,
     record_action,
@@ -58,7 +57,7 @@ from releaseguard.domain.ownership import (
     with_conflict,
     yielded,
 )
-from releaseguard.domain.plan import PlanKind
+from releaseguard.domain.plan import Apply
 from releaseguard.domain.reverts import undone_without_managers
 from releaseguard.domain.rollback_target import planned_target
 from releaseguard.domain.salvage import salvage_message, salvage_status
@@ -114,6 +113,23 @@ def read_status(raw: Mapping[str, Any] | None) -> tuple[GuardStatus, str]:
     return status, message
 
 
+@dataclass(frozen=True)
+class InvalidSpec:
+    """A spec that does not validate, and why (phase Invalid)."""
+
+    problem: str
+
+
+def parse_spec(raw: GuardSpec | InvalidSpec | Mapping[str, Any]) -> GuardSpec | InvalidSpec:
+    """The spec as the models read it (one already parsed is returned as it is)."""
+    if isinstance(raw, (GuardSpec, InvalidSpec)):
+        return raw
+    try:
+        return GuardSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        return InvalidSpec(_spec_problem(exc))
+
+
 def _spec_problem(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -125,7 +141,7 @@ def _spec_problem(exc: ValidationError) -> str:
 class GuardService:
     def __init__(
         self,
-        kube: Kube,
+        kube: Cluster,
         prometheus: PrometheusPool,
         default_prometheus_url: str | None,
         status_heartbeat: timedelta = timedelta(seconds=60),
@@ -135,9 +151,12 @@ class GuardService:
         notifier: Notifier | None = None,
         default_alertmanager_url: str | None = None,
         argocd_cross_namespace: bool = False,
+        events: EventPoster | None = None,
     ) -> None:
         """`targets`: the watch-fed copies of the guards' targets (default: fed through
-        `kube`'s API configuration; its watches start with the first guard).
+        `kube`'s API configuration; its watches start with the first guard). `events`:
+        posts the action Events (default: through `kube`'s API configuration). Both
+        defaults need `kube` to be a `Kube`.
         `allowed_urls`: the URLs guards may name (default: the default Prometheus URL
         and ^https://, as `releaseguard run` without --allowed-url)."""
         if allowed_urls is None:
@@ -146,13 +165,17 @@ class GuardService:
             )
         self.allowed_urls = allowed_urls
         self.kube = kube
-        self.targets = targets if targets is not None else TargetCache(kube.api)
+        if targets is None or events is None:
+            assert isinstance(kube, Kube), "targets and events are needed without Kube"
+            targets = targets if targets is not None else TargetCache(kube.api)
+            events = events if events is not None else EventPoster(kube.api)
+        self.targets = targets
         self.prometheus = prometheus
         self.default_prometheus_url = default_prometheus_url
         self.status_heartbeat = status_heartbeat
         self.clock = clock
         self.sinks = Sinks(kube, allowed_urls, notifier, default_alertmanager_url, clock)
-        self.events = EventPoster(kube.api)  # action Events, from status (domain/announce.py)
+        self.events = events  # action Events, from status (domain/announce.py)
         self.claims = ClaimRegistry()  # what each guard's steps write (domain/ownership.py)
         self._write_failing: set[str] = set()  # uids whose last status write failed
         self.argocd = ArgoCD(kube, argocd_cross_namespace)  # spec.gitOps.argoCD
@@ -160,28 +183,28 @@ class GuardService:
     def tick(
         self,
         guard: GuardRef,
-        raw_spec: Mapping[str, Any],
+        raw_spec: GuardSpec | InvalidSpec | Mapping[str, Any],
         annotations: Mapping[str, str],
         status: GuardStatus,
         stored: Stored | None,
     ) -> TickResult:
-        """`status`: the guard's state after its previous evaluation; `stored`: what the
-        API server holds (see `domain.writes`)."""
+        """`raw_spec`: the spec as parsed by `parse_spec` (the handler parses it once per
+        change), or as stored; `status`: the guard's state after its previous
+        evaluation; `stored`: what the API server holds (see `domain.writes`)."""
         before = status
-        try:
-            spec: GuardSpec | None = GuardSpec.model_validate(dict(raw_spec))
-        except ValidationError as exc:
-            spec = None
+        parsed = parse_spec(raw_spec)
+        spec = parsed if isinstance(parsed, GuardSpec) else None
+        if isinstance(parsed, InvalidSpec):
             decision = decide_inactive(
                 status,
                 Phase.INVALID,
                 "InvalidSpec",
-                _spec_problem(exc),
+                parsed.problem,
                 guard.generation,
                 self.clock(),
             )
         else:
-            decision = self._decide(guard, spec, annotations, status, stored)
+            decision = self._evaluate_and_contain(guard, parsed, annotations, status, stored)
         status = decision.status
         # Incident and action Events are posted from the written status, below.
         events = tuple(e for e in decision.events if e.reason not in ANNOUNCED_REASONS)
@@ -237,13 +260,13 @@ class GuardService:
         ]
         return mark_announced(status, posted)
 
-    def register(self, guard: GuardRef, raw_spec: Mapping[str, Any]) -> None:
+    def register(
+        self, guard: GuardRef, raw_spec: GuardSpec | InvalidSpec | Mapping[str, Any]
+    ) -> None:
         """Make the guard's claims known to the other guards before it first evaluates."""
-        try:
-            spec = GuardSpec.model_validate(dict(raw_spec))
-        except ValidationError:
-            return
-        self.claims.register(guard.namespace, guard.identity, claims_of(spec))
+        spec = parse_spec(raw_spec)
+        if isinstance(spec, GuardSpec):
+            self.claims.register(guard.namespace, guard.identity, claims_of(spec))
 
     def _ownership(
         self, guard: GuardRef, spec: GuardSpec, readiness: list[StepReadiness]
@@ -319,7 +342,7 @@ class GuardService:
         self.sinks.forget(guard.uid)
         self.claims.forget(guard.namespace, guard.uid)
 
-    def _decide(
+    def _evaluate_and_contain(
         self,
         guard: GuardRef,
         spec: GuardSpec,
@@ -327,17 +350,36 @@ class GuardService:
         status: GuardStatus,
         stored: Stored | None = None,
     ) -> Decision:
+        """One evaluation of an active guard: read the target and the metrics, read the
+        steps' objects and decide, write the incident, apply the planned step and
+        record it, pause GitOps."""
         now = self.clock()
-        ns = guard.namespace
         if spec.suspend:
             return decide_inactive(
                 status,
                 Phase.SUSPENDED,
-                "Suspended",
+                Reason.SUSPENDED,
                 "spec.suspend is true: not evaluating",
                 guard.generation,
                 now,
             )
+        observed = self._read_and_evaluate(guard, spec, status, now)
+        if isinstance(observed, Decision):
+            return observed
+        decision, views = self._read_steps_and_decide(guard, spec, annotations, status, observed)
+        plan = decision.plan
+        if isinstance(plan, Apply):
+            if not self._write_incident_first(guard, decision, plan, stored):
+                return replace(decision, plan=None)
+            decision = self._apply_planned_step(guard, spec, decision, plan, views)
+        return self._pause_gitops(guard.namespace, guard, spec, decision)
+
+    def _read_and_evaluate(
+        self, guard: GuardRef, spec: GuardSpec, status: GuardStatus, now: datetime
+    ) -> _Observed | Decision:
+        """Read the target and query the metrics, and judge them (domain/evaluate.py); a
+        Decision instead when the guard cannot work (phase Invalid)."""
+        ns = guard.namespace
         try:
             target, target_sets, facts = self._target(ns, spec.target.deployment)
             client = self._prometheus(ns, spec)
@@ -346,7 +388,7 @@ class GuardService:
             return decide_inactive(
                 status,
                 Phase.INVALID,
-                "MissingObject",
+                Reason.MISSING_OBJECT,
                 f"{exc}: check spec and namespace {ns}",
                 guard.generation,
                 now,
@@ -357,9 +399,8 @@ class GuardService:
             )
         except SecretNotLabelled as exc:
             return decide_inactive(
-                status, Phase.INVALID, "SecretNotLabelled", str(exc), guard.generation, now
+                status, Phase.INVALID, Reason.SECRET_NOT_LABELLED, str(exc), guard.generation, now
             )
-
         queries = {f"m:{m.name}": m.query for m in spec.metrics}
         queries |= {f"b:{m.name}": m.baseline_query for m in spec.metrics if m.baseline_query}
         if spec.min_traffic is not None:
@@ -373,67 +414,93 @@ class GuardService:
         evaluation = evaluate(spec, observations, status.last_evaluation, now)
         if evaluation.invalid:
             inactive = decide_inactive(
-                status, Phase.INVALID, "BadQuery", evaluation.invalid, guard.generation, now
+                status, Phase.INVALID, Reason.BAD_QUERY, evaluation.invalid, guard.generation, now
             )
             return Decision(
                 inactive.status.model_copy(update={"last_evaluation": evaluation.result}),
                 events=inactive.events,
             )
+        return _Observed(target, target_sets, facts, evaluation, now)
 
-        views = self.kube.view_steps(ns, spec, status, target, target_sets)
+    def _read_steps_and_decide(
+        self,
+        guard: GuardRef,
+        spec: GuardSpec,
+        annotations: Mapping[str, str],
+        status: GuardStatus,
+        observed: _Observed,
+    ) -> tuple[Decision, list[StepView]]:
+        """Read each step's object (readiness, markers, reverts) and decide (domain/guard.py)."""
+        ns, now = guard.namespace, observed.now
+        views = cluster_io.view_steps(
+            self.kube, ns, spec, status, observed.target, observed.target_sets
+        )
         readiness, found = self._ownership(guard, spec, [v.readiness for v in views])
         pause_ready = self.argocd.readiness(ns, spec)
         if pause_ready is not None:
             readiness = [*readiness, pause_ready]
-        # Only markers of the incident the status records count (domain/identity.py).
-        recovered = [
-            r for v in views if (r := recovered_record(v, guard.uid, status.incident)) is not None
-        ]
-        decision = decide(
+        tick = TickInput(
             spec,
             status,
-            evaluation,
-            facts,
-            readiness,
-            recovered,
-            dict(annotations),
-            guard.generation,
+            observed.evaluation,
+            observed.facts,
             now,
+            guard.generation,
+            readiness=readiness,
+            # Only markers of the incident the status records count (domain/identity.py).
+            recovered=recovered_records(views, guard.uid, status.incident),
+            annotations=dict(annotations),
             objects=self._objects(ns, spec, status, views),
         )
+        decision = decide(tick)
         shown, conflict_events = with_conflict(decision.status, found, now, guard.generation)
-        decision = replace(decision, status=shown, events=(*decision.events, *conflict_events))
-        plan = decision.plan
-        if plan is None or plan.kind is not PlanKind.APPLY:
-            return self._pause_gitops(ns, guard, spec, decision)
-        assert plan.index is not None and plan.action_id is not None
+        return replace(decision, status=shown, events=(*decision.events, *conflict_events)), views
+
+    def _write_incident_first(
+        self, guard: GuardRef, decision: Decision, plan: Apply, stored: Stored | None
+    ) -> bool:
+        """Write the incident (and its uid, which the step's marker names) before the
+        step: a process that dies right after the step's write leaves a marker that the
+        status it leaves behind can tell from an older incident's. False: the write
+        failed, and the step is not applied this time."""
         recorded_incident = stored.status.incident if stored else None
-        if not incident_recorded(
-            recorded_incident, decision.status.incident
-        ) or not actions_recorded(stored, decision.status):
-            # The incident (and its uid, which the step's marker names) is written before
-            # the step: a process that dies right after the step's write leaves a marker
-            # that the status it leaves behind can tell from an older incident's.
-            try:
-                self._patch_status(ns, guard.name, decision.status)
-            except ApiException as exc:
-                log.error(
-                    "%s/%s: status write before %s failed (%s %s): not applied this time",
-                    ns,
-                    guard.name,
-                    plan.action_id,
-                    exc.status,
-                    exc.reason,
-                )
-                return replace(decision, plan=None)
-            metrics.STATUS_WRITES.inc()
+        if incident_recorded(recorded_incident, decision.status.incident) and actions_recorded(
+            stored, decision.status
+        ):
+            return True
+        try:
+            self._patch_status(guard.namespace, guard.name, decision.status)
+        except ApiException as exc:
+            log.error(
+                "%s/%s: status write before %s failed (%s %s): not applied this time",
+                guard.namespace,
+                guard.name,
+                plan.action_id,
+                exc.status,
+                exc.reason,
+            )
+            return False
+        metrics.STATUS_WRITES.inc()
+        return True
+
+    def _apply_planned_step(
+        self,
+        guard: GuardRef,
+        spec: GuardSpec,
+        decision: Decision,
+        plan: Apply,
+        views: list[StepView],
+    ) -> Decision:
+        """Apply the planned step once (adapters/cluster.py) and record its outcome."""
+        ns = guard.namespace
         # A Rollback restores the target it was planned with, on every retry.
         view = views[plan.index]
         pinned = None
         if view.step.type is StepType.ROLLBACK and isinstance(view.change, Change):
             pinned = planned_target(view.change.after)
         started = time.perf_counter()
-        record = self.kube.apply_step(
+        record = cluster_io.apply_step(
+            self.kube,
             ns,
             spec,
             decision.status,
@@ -455,8 +522,7 @@ class GuardService:
             (time.perf_counter() - started) * 1000,
         )
         recorded = record_action(decision.status, record, self.clock())
-        done = Decision(recorded.status, events=decision.events + recorded.events)
-        return self._pause_gitops(ns, guard, spec, done)
+        return Decision(recorded.status, events=decision.events + recorded.events)
 
     def _pause_gitops(
         self, ns: str, guard: GuardRef, spec: GuardSpec, decision: Decision
@@ -486,7 +552,7 @@ class GuardService:
             obj = objects[index]
             assert obj is not None
             try:
-                objects[index] = self.kube.deployment(ns, obj["metadata"]["name"])
+                objects[index] = self.kube.read(ns, "Deployment", obj["metadata"]["name"])
             except (Missing, ApiException) as exc:
                 log.warning("%s: re-reading %s for its managedFields: %s", ns, index, exc)
         return objects
@@ -497,10 +563,10 @@ class GuardService:
         changes, so each target's first evaluation reads it (adapters/targets.py)."""
         cached = self.targets.lookup(ns, name)
         if cached is not None:
-            return self.kube.target_facts(ns, name, cached)
+            return cluster_io.target(self.kube, ns, name, cached)
         metrics.TARGET_READS.inc()
         read = self.targets.begin_read()
-        target, target_sets, facts = self.kube.target_facts(ns, name)
+        target, target_sets, facts = cluster_io.target(self.kube, ns, name)
         self.targets.seed(read, target, target_sets)
         return target, target_sets, facts
 
@@ -513,22 +579,33 @@ class GuardService:
             )
         # Before any Secret is read or request sent: see domain/allowlist.py.
         if problem := url_problem(url, self.allowed_urls):
-            raise _ConfigError(problem, "URLNotAllowed")
+            raise _ConfigError(problem, Reason.URL_NOT_ALLOWED)
         token = None
         ref = spec.prometheus.bearer_token_secret_ref
         if ref is not None:
-            token = self.kube.secret_value(ns, ref.name, ref.key)
+            token = cluster_io.secret_value(self.kube, ns, ref.name, ref.key)
             if not (token.isascii() and token.isprintable()):
                 raise _ConfigError(
                     f"Secret {ref.name} key {ref.key} is not a bearer token (printable ASCII "
                     "text): fix the Secret",
-                    "InvalidToken",
+                    Reason.INVALID_TOKEN,
                 )
         return self.prometheus.get(url, spec.prometheus.timeout_seconds, token)
 
 
+@dataclass(frozen=True)
+class _Observed:
+    """What one evaluation read of the target and the metrics, and how they were judged."""
+
+    target: Obj
+    target_sets: list[Obj]
+    facts: TargetFacts
+    evaluation: Evaluation
+    now: datetime
+
+
 class _ConfigError(Exception):
-    def __init__(self, message: str, reason: str = "NoPrometheus") -> None:
+    def __init__(self, message: str, reason: Reason = Reason.NO_PROMETHEUS) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -540,8 +617,8 @@ def _transient(exc: ApiException) -> bool:
 def _write_failed_event(exc: ApiException) -> Event:
     body = str(exc.body or "")[:300]
     return Event(
-        "Warning",
-        "StatusWriteFailed",
+        EventType.WARNING,
+        EventReason.STATUS_WRITE_FAILED,
         f"writing the guard's status failed ({exc.status} {exc.reason}: {body}); what the "
         "guard decided is not recorded, no further step is applied until it is, and the "
         "write is retried every evaluation",

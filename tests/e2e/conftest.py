@@ -17,7 +17,7 @@ import shutil
 import signal
 import string
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,19 +339,27 @@ class OperatorProcess:
 def run_operator(
     cluster: Cluster, prometheus: Prometheus, repo_root: Path
 ) -> Iterator[Callable[..., OperatorProcess]]:
-    """Factory: ``run_operator(namespace, *extra_args, env=None) -> OperatorProcess``, ready.
+    """Factory: ``run_operator(namespace, *extra_args, env=None, faults=()) -> OperatorProcess``,
+    ready.
 
     Starts the operator for ``namespace`` with this cluster's kubeconfig and
     Prometheus, logging to ``.devcluster/logs/operator-<ns>-<n>.log``, and
     returns once it logs "watching ReleaseGuards". Stops every one at teardown.
+    ``faults``: flags of tests/e2e/faulty_operator.py (e.g. "--kill-after-write"),
+    which runs the same CLI with faults injected at its Cluster.
     """
     started: list[OperatorProcess] = []
     counter = itertools.count(1)
 
     def start(
-        namespace: str, *extra_args: str, env: Mapping[str, str] | None = None
+        namespace: str,
+        *extra_args: str,
+        env: Mapping[str, str] | None = None,
+        faults: Sequence[str] = (),
     ) -> OperatorProcess:
         argv = operator_argv(namespace, prometheus.url, *extra_args)
+        if faults:  # [python, -m, releaseguard, run, ...] -> [python, faulty_operator.py, ...]
+            argv = [argv[0], str(E2E_DIR / "faulty_operator.py"), *faults, *argv[3:]]
         env = {
             **os.environ,
             "KUBECONFIG": str(cluster.kubeconfig),

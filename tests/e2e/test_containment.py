@@ -311,7 +311,7 @@ def test_a_409_from_a_concurrent_writer_is_retried_without_clobbering_it(
     cluster, namespace, exporter, run_operator
 ):
     objs = breaching_canary_guard(cluster, namespace, exporter)
-    run_operator(namespace, env={"RELEASEGUARD_FAULT_CONFLICT_ONCE": "1"})
+    run_operator(namespace, faults=["--conflict-once"])
 
     status = wait_phase(objs, "g", "Contained")
     action = status["actions"][0]
@@ -327,7 +327,7 @@ def test_sigkill_between_patch_and_status_write_records_the_action_once(
     cluster, namespace, exporter, run_operator
 ):
     objs = breaching_canary_guard(cluster, namespace, exporter)
-    doomed = run_operator(namespace, env={"RELEASEGUARD_FAULT_KILL_AFTER_PATCH": "1"})
+    doomed = run_operator(namespace, faults=["--kill-after-write"])
 
     wait_until(lambda: not doomed.alive(), timeout=60, describe=doomed.log_tail)
     route = objs.http_route("checkout")

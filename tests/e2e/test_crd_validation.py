@@ -1,6 +1,6 @@
 """The CRD rejects malformed guards at apply time, with messages a service team understands.
 
-Every case is one mutation of a valid guard (the docs/api.md example), sent to a real API
+Every case is one mutation of a valid guard (the API contract's full example), sent to a real API
 server with `kubectl apply --dry-run=server`, which runs the full OpenAPI and CEL validation
 without creating anything. The case's expected substrings must all appear in kubectl's error.
 
@@ -26,7 +26,7 @@ from releaseguard.domain.models import GROUP, KIND, PLURAL, VERSION, GuardSpec, 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "releaseguard.yaml"
 CRD_NAME = f"{PLURAL}.{GROUP}"
 
-# The docs/api.md example: valid, and it uses every step type.
+# The API contract's full example: valid, and it uses every step type.
 BASE_SPEC = """
 target:
   deployment: checkout
@@ -592,7 +592,7 @@ def test_the_api_md_example_guard_is_accepted_unchanged(crd_installed: Any, name
     result = _apply(crd_installed, namespace, _guard(spec))
     assert result.returncode == 0, result.stderr
     stored = _get(crd_installed, namespace, "checkout")
-    # api.md's example predates knownGoodAfterSeconds, onRevert and gitOps, the fields the
+    # The contract's example predates knownGoodAfterSeconds, onRevert and gitOps, the fields the
     # server has to default here
     expected = {
         **spec,

@@ -192,7 +192,7 @@ def test_sigkill_during_a_reapply_records_it_once(cluster, namespace, exporter, 
     sim.sync()  # one reconciler pass while no operator runs
     assert canary_weights(objs) == {"checkout-v1": 90, "checkout-v2": 10}
 
-    doomed = run_operator(namespace, env={"RELEASEGUARD_FAULT_KILL_AFTER_PATCH": "1"})
+    doomed = run_operator(namespace, faults=["--kill-after-write"])
     wait_until(lambda: not doomed.alive(), timeout=60, describe=doomed.log_tail)
     route = objs.http_route("checkout")
     assert "1-canaryweight-0-r1" in route["metadata"]["annotations"][MARKER]
@@ -498,7 +498,7 @@ def test_sigkill_right_after_the_argo_cd_pause_records_it_once(
         "g", {"spec": {"gitOps": {"argoCD": {"application": "checkout", "namespace": namespace}}}}
     )
 
-    doomed = run_operator(namespace, env={"RELEASEGUARD_FAULT_KILL_AFTER_PATCH": "1"})
+    doomed = run_operator(namespace, faults=["--kill-after-write"])
     wait_until(lambda: not doomed.alive(), timeout=60, describe=doomed.log_tail)
     app = application(cluster, namespace, "checkout")
     assert "automated" not in app["spec"]["syncPolicy"]

@@ -166,6 +166,17 @@ def lease_holder(cluster: Cluster, namespace: str, name: str) -> str | None:
     return lease.spec.holder_identity
 
 
+def denied_or_crashed(log: str) -> list[str]:
+    """Log lines of a request the chart's RBAC forbade, or of a crash. A cluster where
+    namespaces of earlier tests are still terminating forbids Event posts there for that
+    reason alone (NamespaceTerminating): not an RBAC denial."""
+    return [
+        line
+        for line in log.splitlines()
+        if ("Forbidden" in line and "is being terminated" not in line) or "Traceback" in line
+    ]
+
+
 @pytest.mark.clusterwide
 def test_the_default_install_contains_a_guard_in_a_namespace_made_after_it_started(
     cluster, namespace, exporter, install, tmp_path
@@ -191,8 +202,8 @@ def test_the_default_install_contains_a_guard_in_a_namespace_made_after_it_start
         status = wait_phase(objs, "g", "Contained")
         assert status["actions"][0]["result"] == "Applied"
         assert objs.config_map("flags")["data"]["f"] == "off"
-        log = pod.process.log_text()
-        assert "Forbidden" not in log and "Traceback" not in log, pod.process.log_tail()
+        problems = denied_or_crashed(pod.process.log_text())
+        assert not problems, "\n".join(problems[:5])
 
 
 def test_the_namespaced_install_contains_with_roles_in_the_watched_namespace_only(
@@ -219,8 +230,8 @@ def test_the_namespaced_install_contains_with_roles_in_the_watched_namespace_onl
         objs.create_guard("g", spec(bad_metric(exporter, watched), [step]))
         status = wait_phase(objs, "g", "Contained")
         assert status["actions"][0]["result"] == "Applied"
-        log = pod.process.log_text()
-        assert "Forbidden" not in log and "Traceback" not in log, pod.process.log_tail()
+        problems = denied_or_crashed(pod.process.log_text())
+        assert not problems, "\n".join(problems[:5])
 
 
 class ChangeCounter:

@@ -141,13 +141,7 @@ def test_rollback_previous_after_someone_elses_change_never_restores_the_breachi
     objs.create_guard("g", spec(breaching(exporter, namespace), [rollback]))
     # Between the guard's read and its write someone else ships app:3: the write gets a
     # 409, and a "Previous" recomputed on the redo would be app:2, the release that breached.
-    run_operator(
-        namespace,
-        env={
-            "RELEASEGUARD_FAULT_CONFLICT_ONCE": "1",
-            "RELEASEGUARD_FAULT_CONFLICT_IMAGE": "registry.local/app:3",
-        },
-    )
+    run_operator(namespace, faults=["--conflict-once", "--conflict-image", "registry.local/app:3"])
 
     status = wait_status(objs, "g", lambda s: s.get("actions"))
     (action,) = status["actions"]
@@ -231,7 +225,7 @@ def test_events_of_an_action_adopted_after_a_sigkill_are_posted_once(
     objs.create_deployment("app", "registry.local/app:1")
     objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
     objs.create_guard("g", spec(breaching(exporter, namespace), [canary()]))
-    doomed = run_operator(namespace, env={"RELEASEGUARD_FAULT_KILL_AFTER_PATCH": "1"})
+    doomed = run_operator(namespace, faults=["--kill-after-write"])
     wait_until(lambda: not doomed.alive(), timeout=60, describe=doomed.log_tail)
     # Killed after the step's write: the status has the incident and no action yet.
     status = objs.status("g")

@@ -176,8 +176,8 @@ def test_a_flag_turned_off_is_restored_only_by_a_human(cluster, namespace, expor
     assert objs.config_map("flags")["data"]["new-checkout"] == "false"
 
     # While the incident is open, turning the flag back on would be a revert, applied
-    # again (api.md "reverts and GitOps", tests/e2e/test_gitops.py): the human re-arms
-    # first, then restores the flag, and the guard leaves it.
+    # again (README "GitOps: when someone undoes a step", tests/e2e/test_gitops.py): the
+    # human re-arms first, then restores the flag, and the guard leaves it.
     objs.annotate_guard("g", REARM, "1")
     wait_phase(objs, "g", "Watching")
     set_flag(objs, "flags", "new-checkout", "true")

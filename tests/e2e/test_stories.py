@@ -448,6 +448,7 @@ def test_migration_already_ran_refuses_rollback_and_contains_with_flag_then_cana
         "type": "Rollback",
         "index": 0,
         "ready": False,
+        "code": "StateChanged",
         "reason": refused,
     }
     assert readiness["FeatureFlag"]["ready"] and readiness["CanaryWeight"]["ready"]

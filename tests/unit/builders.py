@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from releaseguard.domain import changes
 from releaseguard.domain.evaluate import Evaluation, evaluate
-from releaseguard.domain.guard import Decision, TargetFacts, decide, record_action
+from releaseguard.domain.guard import Decision, TargetFacts, TickInput, decide, record_action
 from releaseguard.domain.models import (
     ActionRecord,
     ActionResult,
+    Blocker,
     GuardSpec,
     GuardStatus,
     LastEvaluation,
@@ -23,6 +25,7 @@ from releaseguard.domain.models import (
     Verdict,
 )
 from releaseguard.domain.observations import Observations, Outcome, QueryResult
+from releaseguard.domain.plan import Apply
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 
@@ -143,12 +146,28 @@ def action(
     )
 
 
+def _code(reason: str) -> Blocker | None:
+    """The code domain/changes.py gives with a reason worded so (for the tests' readiness)."""
+    if reason.startswith(changes.REFUSED):
+        return Blocker.STATE_CHANGED
+    if changes.AT_KNOWN_GOOD in reason:
+        return Blocker.AT_KNOWN_GOOD
+    return None
+
+
 def ready(spec_or_steps: GuardSpec | list[Step], **not_ready: str) -> list[StepReadiness]:
-    """Readiness for every step: ready, except indexes named `s<index>=reason`."""
+    """Readiness for every step: ready, except indexes named `s<index>=reason` (with the
+    code a rollback refusal or one already at the known-good revision has)."""
     all_steps = spec_or_steps.steps if isinstance(spec_or_steps, GuardSpec) else spec_or_steps
     reasons = {int(k[1:]): why for k, why in not_ready.items()}
     return [
-        StepReadiness(type=s.type, index=i, ready=i not in reasons, reason=reasons.get(i, ""))
+        StepReadiness(
+            type=s.type,
+            index=i,
+            ready=i not in reasons,
+            reason=reasons.get(i, ""),
+            code=_code(reasons[i]) if i in reasons else None,
+        )
         for i, s in enumerate(all_steps)
     ]
 
@@ -186,15 +205,17 @@ def tick(
 ) -> Decision:
     """One evaluation and decision, as the service runs it, at `now`."""
     return decide(
-        spec,
-        status,
-        evaluation(spec, status, obs, now),
-        target,
-        ready(spec) if readiness is None else readiness,
-        list(recovered),
-        dict(annotations or {}),
-        generation,
-        now,
+        TickInput(
+            spec,
+            status,
+            evaluation(spec, status, obs, now),
+            target,
+            now,
+            generation,
+            readiness=ready(spec) if readiness is None else readiness,
+            recovered=recovered,
+            annotations=annotations or {},
+        )
     )
 
 
@@ -206,7 +227,7 @@ def apply_planned(
 ) -> Decision:
     """Record the planned step with `result`, as the service does after applying it."""
     plan = decision.plan
-    assert plan is not None and plan.step is not None and plan.action_id is not None
+    assert isinstance(plan, Apply), plan
     record = ActionRecord(
         id=plan.action_id,
         type=plan.step.type,

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from releaseguard.adapters.kube import SecretNotLabelled
+from fakes import FakeEvents
 from releaseguard.domain.allowlist import DEFAULT_PATTERNS, AllowList, parse_patterns, url_problem
-from releaseguard.domain.guard import TargetFacts
 from releaseguard.domain.models import Phase
 from releaseguard.service import GuardRef, GuardService, parse_status
 
@@ -139,13 +138,15 @@ class FakeKube:
         self.secrets_read: list[str] = []
         self.status_patches: list[dict[str, Any]] = []
 
-    def target_facts(self, ns: str, name: str, cached: Any = None) -> Any:
-        deployment = {"metadata": {"name": name, "namespace": ns}}
-        return deployment, [], TargetFacts("1", "abc", ("img",), True)
+    def read(self, ns: str, kind: str, name: str) -> Any:
+        if kind == "Secret":
+            self.secrets_read.append(name)
+            return {"metadata": {"name": name}, "data": {"token": "dG9rZW4="}}  # no label
+        assert kind == "Deployment", kind
+        return {"metadata": {"name": name, "namespace": ns}, "spec": {"template": {}}}
 
-    def secret_value(self, ns: str, name: str, key: str) -> str:
-        self.secrets_read.append(name)
-        raise SecretNotLabelled(f"Secret {name} is not labelled")
+    def replica_sets(self, ns: str, deployment: Any) -> list[Any]:
+        return []
 
     def patch_status(self, ns: str, name: str, patch: dict[str, Any]) -> None:
         self.status_patches.append(patch)
@@ -175,6 +176,7 @@ def tick(spec_prometheus: dict[str, Any]) -> tuple[Any, FakeKube, FakePool]:
         OWN,
         targets=FakeTargets(),  # type: ignore[arg-type]
         allowed_urls=ALLOWED,
+        events=FakeEvents(),  # type: ignore[arg-type]
     )
     spec = {
         "target": {"deployment": "app"},

@@ -18,6 +18,7 @@ from releaseguard.domain.changes import (
     scale_change,
 )
 from releaseguard.domain.models import (
+    Blocker,
     BlueGreenStep,
     CanaryWeightStep,
     FeatureFlagStep,
@@ -79,7 +80,7 @@ def test_feature_flag_sets_the_key(data, old):
 def test_feature_flag_already_set_is_not_applicable():
     result = feature_flag_change(FLAG, config_map({"new-flow": "false"}))
 
-    assert result == NotApplicable("flag new-flow is already 'false'")
+    assert result == NotApplicable("flag new-flow is already 'false'", Blocker.ALREADY_SET)
 
 
 # ---------------------------------------------------------------- scale
@@ -115,7 +116,9 @@ def test_scale_already_there_is_not_applicable(replicas, target):
 
     result = scale_change(ScaleStep(deployment="checkout-v2", replicas=target), d)
 
-    assert result == NotApplicable(f"Deployment checkout-v2 already has {target} replicas")
+    assert result == NotApplicable(
+        f"Deployment checkout-v2 already has {target} replicas", Blocker.ALREADY_SET
+    )
 
 
 # ---------------------------------------------------------------- blue-green
@@ -164,7 +167,10 @@ def test_blue_green_adds_the_key_when_the_selector_lacks_it():
     ],
 )
 def test_blue_green_not_applicable(selector, ready_pods, reason):
-    assert blue_green_change(BLUE, service(selector), ready_pods) == NotApplicable(reason)
+    result = blue_green_change(BLUE, service(selector), ready_pods)
+    assert isinstance(result, NotApplicable) and result.reason == reason
+    code = Blocker.NO_READY_PODS if "no Ready pods" in reason else Blocker.ALREADY_SET
+    assert result.code is code
 
 
 # ---------------------------------------------------------------- canary weight
@@ -305,7 +311,10 @@ def test_canary_weight_leaves_a_rule_already_at_the_weight_alone():
     ],
 )
 def test_canary_weight_not_applicable(route, reason):
-    assert canary_weight_change(CANARY, route) == NotApplicable(reason)
+    result = canary_weight_change(CANARY, route)
+    assert isinstance(result, NotApplicable) and result.reason == reason
+    code = Blocker.NO_BACKEND if "no backendRef" in reason else Blocker.ALREADY_SET
+    assert result.code is code
 
 
 # ---------------------------------------------------------------- rollback
@@ -370,7 +379,7 @@ def test_rollback_to_previous_ignores_newer_and_unnumbered_sets():
 
 
 @pytest.mark.parametrize(
-    ("step", "d", "sets", "known_good", "irreversible", "reason"),
+    ("step", "d", "sets", "known_good", "irreversible", "reason", "code"),
     [
         pytest.param(
             TO_KNOWN_GOOD,
@@ -379,6 +388,7 @@ def test_rollback_to_previous_ignores_newer_and_unnumbered_sets():
             KNOWN_GOOD,
             "Job checkout-migrate-v2 succeeded: state changed",
             "rollback refused: Job checkout-migrate-v2 succeeded: state changed",
+            Blocker.STATE_CHANGED,
             id="irreversible",
         ),
         pytest.param(
@@ -389,6 +399,7 @@ def test_rollback_to_previous_ignores_newer_and_unnumbered_sets():
             "the Deployment carries releaseguard.io/irreversible=true: state changed",
             "rollback refused: the Deployment carries releaseguard.io/irreversible=true: "
             "state changed",
+            Blocker.STATE_CHANGED,
             id="irreversible-previous-too",
         ),
         pytest.param(
@@ -398,6 +409,7 @@ def test_rollback_to_previous_ignores_newer_and_unnumbered_sets():
             None,
             None,
             "no known-good revision recorded yet",
+            Blocker.NO_KNOWN_GOOD,
             id="no-known-good",
         ),
         pytest.param(
@@ -408,6 +420,7 @@ def test_rollback_to_previous_ignores_newer_and_unnumbered_sets():
             None,
             "the ReplicaSet of known-good revision 1 is gone "
             "(check the Deployment's revisionHistoryLimit)",
+            Blocker.REVISION_GONE,
             id="known-good-replica-set-gone",
         ),
         pytest.param(
@@ -417,6 +430,7 @@ def test_rollback_to_previous_ignores_newer_and_unnumbered_sets():
             KNOWN_GOOD,
             None,
             "checkout already runs the known-good revision 1",
+            Blocker.AT_KNOWN_GOOD,
             id="already-at-known-good",
         ),
         pytest.param(
@@ -426,12 +440,14 @@ def test_rollback_to_previous_ignores_newer_and_unnumbered_sets():
             None,
             None,
             "checkout has no previous revision (revisionHistoryLimit may be 0)",
+            Blocker.NO_PREVIOUS,
             id="no-previous-revision",
         ),
     ],
 )
-def test_rollback_not_applicable(step, d, sets, known_good, irreversible, reason):
-    assert rollback_change(step, d, sets, known_good, irreversible) == NotApplicable(reason)
+def test_rollback_not_applicable(step, d, sets, known_good, irreversible, reason, code):
+    result = rollback_change(step, d, sets, known_good, irreversible)
+    assert result == NotApplicable(reason, code)
 
 
 def test_current_replica_set_is_the_one_with_the_deployments_revision():

@@ -3,7 +3,14 @@
 import pytest
 
 from releaseguard.domain.models import ActionResult, StepType
-from releaseguard.domain.plan import PlanKind, action_id, incident_actions, plan_next_step
+from releaseguard.domain.plan import (
+    Apply,
+    Exhausted,
+    Wait,
+    action_id,
+    incident_actions,
+    plan_next_step,
+)
 from unit.builders import (
     T0,
     action,
@@ -55,7 +62,7 @@ def taken(index, result=ActionResult.APPLIED, time=T0, incident=1, ladder=LADDER
 def test_cheapest_step_is_planned_first(ladder, chosen):
     result = plan(ladder)
 
-    assert result.kind is PlanKind.APPLY
+    assert isinstance(result, Apply)
     assert result.index == chosen
     assert result.step == ladder[chosen]
 
@@ -101,7 +108,7 @@ def test_a_step_taken_in_the_incident_is_never_repeated(result):
 
     planned = plan(LADDER, [taken(4, result)], now=later)
 
-    assert planned.kind is PlanKind.APPLY
+    assert isinstance(planned, Apply)
     assert planned.index == 3
 
 
@@ -110,7 +117,7 @@ def test_actions_of_an_older_incident_do_not_count():
 
     result = plan(LADDER, old, now=at(1), incident=2)
 
-    assert result.kind is PlanKind.APPLY
+    assert isinstance(result, Apply)
     assert result.index == 4
     assert result.action_id == "2-featureflag-4"
 
@@ -127,19 +134,18 @@ def test_incident_number_prefix_does_not_match_a_longer_number():
 @pytest.mark.parametrize(
     ("now", "kind"),
     [
-        pytest.param(at(1), PlanKind.WAIT, id="just-after"),
-        pytest.param(at(59), PlanKind.WAIT, id="one-second-before-due"),
-        pytest.param(at(60), PlanKind.APPLY, id="exactly-due"),
-        pytest.param(at(600), PlanKind.APPLY, id="long-after"),
+        pytest.param(at(1), Wait, id="just-after"),
+        pytest.param(at(59), Wait, id="one-second-before-due"),
+        pytest.param(at(60), Apply, id="exactly-due"),
+        pytest.param(at(600), Apply, id="long-after"),
     ],
 )
 def test_next_step_waits_escalate_after_seconds_after_the_last_applied_step(now, kind):
     result = plan(LADDER, [taken(4, time=T0)], now=now, escalate=60)
 
-    assert result.kind is kind
-    if kind is PlanKind.WAIT:
+    assert type(result) is kind
+    if isinstance(result, Wait):
         assert result.due_at == at(60)
-        assert result.index is None
     else:
         assert result.index == 3
 
@@ -147,20 +153,20 @@ def test_next_step_waits_escalate_after_seconds_after_the_last_applied_step(now,
 def test_escalation_counts_from_the_latest_applied_step():
     actions = [taken(4, time=T0), taken(3, time=at(60))]
 
-    assert plan(LADDER, actions, now=at(100)).kind is PlanKind.WAIT
+    assert isinstance(plan(LADDER, actions, now=at(100)), Wait)
     assert plan(LADDER, actions, now=at(120)).index == 2
 
 
 def test_dry_run_record_makes_the_next_step_wait_like_an_applied_one():
     result = plan(LADDER, [taken(4, ActionResult.DRY_RUN, time=T0)], now=at(30))
 
-    assert result.kind is PlanKind.WAIT
+    assert isinstance(result, Wait)
 
 
 def test_failed_step_does_not_make_the_next_one_wait():
     result = plan(LADDER, [taken(4, ActionResult.FAILED, time=T0)], now=at(1))
 
-    assert result.kind is PlanKind.APPLY
+    assert isinstance(result, Apply)
     assert result.index == 3
 
 
@@ -169,22 +175,22 @@ def test_failed_step_after_an_applied_one_does_not_extend_the_wait():
 
     result = plan(LADDER, actions, now=at(62))
 
-    assert result.kind is PlanKind.APPLY
+    assert isinstance(result, Apply)
     assert result.index == 2
 
 
 def test_zero_escalation_takes_the_next_step_at_once():
     result = plan(LADDER, [taken(4, time=T0)], now=T0, escalate=0)
 
-    assert result.kind is PlanKind.APPLY
+    assert isinstance(result, Apply)
     assert result.index == 3
 
 
 def test_wait_comes_before_exhaustion():
     ladder = steps(feature_flag())
 
-    assert plan(ladder, [taken(0, ladder=ladder)], now=at(10)).kind is PlanKind.WAIT
-    assert plan(ladder, [taken(0, ladder=ladder)], now=at(60)).kind is PlanKind.EXHAUSTED
+    assert isinstance(plan(ladder, [taken(0, ladder=ladder)], now=at(10)), Wait)
+    assert isinstance(plan(ladder, [taken(0, ladder=ladder)], now=at(60)), Exhausted)
 
 
 # ---------------------------------------------------------------- exhausted
@@ -193,7 +199,7 @@ def test_wait_comes_before_exhaustion():
 def test_no_steps_configured_is_exhausted():
     result = plan([])
 
-    assert result.kind is PlanKind.EXHAUSTED
+    assert isinstance(result, Exhausted)
     assert result.message == "no containment steps are configured"
 
 
@@ -207,7 +213,7 @@ def test_exhausted_message_names_each_steps_reason():
 
     result = plan_next_step(ladder, readiness, 1, actions, 60, at(1))
 
-    assert result.kind is PlanKind.EXHAUSTED
+    assert isinstance(result, Exhausted)
     assert result.message == (
         "no applicable step left: "
         "FeatureFlag[0]: already taken in this incident; "
@@ -229,7 +235,7 @@ def test_every_step_taken_is_exhausted():
 
     result = plan(LADDER, actions, now=at(60))
 
-    assert result.kind is PlanKind.EXHAUSTED
+    assert isinstance(result, Exhausted)
     assert result.message.count("already taken in this incident") == len(LADDER)
 
 

@@ -39,3 +39,14 @@ def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert exited.value.code == 2
+
+
+def test_cluster_data_in_square_brackets_is_printed_as_is(capsys):
+    from rich.table import Table
+
+    from releaseguard.plugin import commands
+
+    table = Table("field")
+    table.add_row("spec.rules[0].backendRefs[checkout-v2].weight")
+    commands.console().print(table)
+    assert "backendRefs[checkout-v2].weight" in capsys.readouterr().out

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from releaseguard.domain.identity import MarkerEntry, parse_markers, with_marker
-from releaseguard.domain.models import GuardSpec, StepReadiness, StepType
+from releaseguard.domain.models import Blocker, GuardSpec, StepReadiness, StepType
 from releaseguard.domain.observations import Observations, Outcome, QueryResult
 from releaseguard.plugin.checking import CheckReport, query_checks, step_checks
 from releaseguard.plugin.undo import MARKER, Drifted, Refused, Undo, refusal, undo_change
@@ -189,8 +189,8 @@ def test_min_traffic_below_its_floor_is_reported_not_failed():
     assert (traffic.verdict, traffic.ok) == ("Low", True) and "InsufficientTraffic" in traffic.note
 
 
-def readiness(ready: bool, reason: str = "", index: int = 0, type_=StepType.SCALE):
-    return StepReadiness(type=type_, index=index, ready=ready, reason=reason)
+def readiness(ready: bool, reason: str = "", index: int = 0, type_=StepType.SCALE, code=None):
+    return StepReadiness(type=type_, index=index, ready=ready, reason=reason, code=code)
 
 
 def test_a_step_not_ready_fails_the_check():
@@ -202,6 +202,9 @@ def test_a_step_not_ready_fails_the_check():
 
 def test_steps_the_operator_does_not_count_as_unready_pass_the_check():
     rollback = StepType.ROLLBACK
+    no_known_good = readiness(
+        False, "no known-good revision recorded yet", 0, rollback, Blocker.NO_KNOWN_GOOD
+    )
     status = {
         "incident": {"number": 2},
         "actions": [{"id": "2-scale-0", "stepIndex": 0, "result": "Applied"}],
@@ -209,18 +212,22 @@ def test_steps_the_operator_does_not_count_as_unready_pass_the_check():
     steps = step_checks(
         [
             readiness(False, "Deployment c already has 0 replicas"),
-            readiness(False, "app already runs the known-good revision 3", 1, rollback),
+            readiness(
+                False,
+                "app already runs the known-good revision 3",
+                1,
+                rollback,
+                Blocker.AT_KNOWN_GOOD,
+            ),
         ],
         ["Deployment/c", "Deployment/app"],
         status,
     )
     assert [(s.state, s.ok) for s in steps] == [("applied", True), ("prepared", True)]
-    never_run = step_checks(
-        [readiness(False, "no known-good revision recorded yet", 0, rollback)], ["D/app"], {}
-    )
+    never_run = step_checks([no_known_good], ["D/app"], {})
     assert (never_run[0].state, never_run[0].ok) == ("pending", True)
     evaluated = step_checks(
-        [readiness(False, "no known-good revision recorded yet", 0, rollback)],
+        [no_known_good],
         ["D/app"],
         {"lastEvaluation": {"verdict": "Healthy"}},
     )

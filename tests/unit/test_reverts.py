@@ -15,7 +15,7 @@ import pytest
 
 from releaseguard.domain.changes import canary_weight_change
 from releaseguard.domain.gitops import FLUX_RECONCILE, with_flux_paused
-from releaseguard.domain.guard import Decision, decide
+from releaseguard.domain.guard import Decision, TickInput, decide
 from releaseguard.domain.models import (
     ActionRecord,
     ActionResult,
@@ -26,7 +26,7 @@ from releaseguard.domain.models import (
     Phase,
     StepType,
 )
-from releaseguard.domain.plan import PlanKind
+from releaseguard.domain.plan import Apply, Exhausted
 from releaseguard.domain.reverts import (
     MAX_KNOWN_BAD,
     check_reverts,
@@ -250,18 +250,8 @@ def test_reapply_zero_gives_up_at_once():
 
 
 def run(spec, status, now, objects, target=RELEASE_B, obs=BREACHING) -> Decision:
-    return decide(
-        spec,
-        status,
-        evaluation(spec, status, obs, now),
-        target,
-        ready(spec),
-        [],
-        {},
-        1,
-        now,
-        objects=objects,
-    )
+    ev = evaluation(spec, status, obs, now)
+    return decide(TickInput(spec, status, ev, target, now, 1, ready(spec), objects=objects))
 
 
 def canary_contained(spec: GuardSpec) -> GuardStatus:
@@ -298,7 +288,7 @@ def test_a_reverted_canary_is_reapplied_three_times_then_the_guard_escalates():
         due = now + 15 * 2**n
         assert run(spec, found.status, at(due - 1), reverted).plan is None
         again = run(spec, found.status, at(due), reverted)
-        assert again.plan is not None and again.plan.kind is PlanKind.APPLY
+        assert isinstance(again.plan, Apply)
         assert again.plan.index == 0
         assert f"re-apply {n} of 3" in again.reason and ARGO in again.reason
         ids.append(again.plan.action_id)
@@ -450,11 +440,11 @@ def test_a_known_bad_template_rolled_back_reapply_plus_one_times_is_not_reapplie
     put_back = {0: deployment("web:aaa")}
     decision = run(spec, status, at(20), put_back, target=RELEASE_A)  # hash "aaa" again
     assert decision.status.incident.reverts == 1
-    assert decision.plan is not None and decision.plan.kind is PlanKind.EXHAUSTED
+    assert isinstance(decision.plan, Exhausted)
     assert decision.status.phase is Phase.EXHAUSTED
     assert "known-bad template aaa was rolled back 4 times" in decision.status.message
     later = run(spec, decision.status, at(200), put_back, target=RELEASE_A)
-    assert later.plan is None or later.plan.kind is not PlanKind.APPLY
+    assert not isinstance(later.plan, Apply)
 
     fewer = status.model_copy(update={"known_bad": [KnownBad(hash="aaa", incident=1, rollbacks=1)]})
     first = run(spec, fewer, at(20), put_back, target=RELEASE_A)

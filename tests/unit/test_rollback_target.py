@@ -2,6 +2,7 @@
 
 from releaseguard.domain.changes import NotApplicable, rollback_change
 from releaseguard.domain.models import (
+    Blocker,
     GuardStatus,
     Incident,
     KnownGood,
@@ -37,7 +38,9 @@ def test_previous_without_a_clean_older_revision_is_not_applicable():
     change = rollback_change(
         PREVIOUS, deployment(revision=3), sets, None, None, avoid=["good", "bad"]
     )
-    assert change == NotApplicable("checkout has no previous revision that did not breach")
+    assert change == NotApplicable(
+        "checkout has no previous revision that did not breach", Blocker.NO_PREVIOUS
+    )
 
 
 def test_known_good_that_breached_is_not_a_target():

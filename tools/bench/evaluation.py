@@ -17,7 +17,7 @@ import devcluster
 from devcluster.exporter import Exporter
 from releaseguard.adapters.prometheus import Prometheus
 from releaseguard.domain.evaluate import evaluate
-from releaseguard.domain.guard import TargetFacts, decide
+from releaseguard.domain.guard import TargetFacts, TickInput, decide
 from releaseguard.domain.models import GuardSpec, GuardStatus, StepReadiness, StepType
 from releaseguard.domain.observations import Observations, QueryResult
 
@@ -69,7 +69,7 @@ def bench_cpu(n: int = 5000) -> None:
     for i in range(n):
         t = now + timedelta(seconds=2 * i)
         ev = evaluate(SPEC, OBS, status.last_evaluation, t)
-        status = decide(SPEC, status, ev, TARGET, READY, [], {}, 1, t).status
+        status = decide(TickInput(SPEC, status, ev, TARGET, t, 1, READY)).status
         status.wire()
     full = (time.process_time() - start) / n
     print(f"cpu per evaluation, 3 metrics + baseline + minTraffic (n={n}):")

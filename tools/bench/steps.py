@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client, config
 
 import devcluster
+from releaseguard.adapters import cluster as cluster_io
 from releaseguard.adapters.kube import Kube
 from releaseguard.domain import changes
 from releaseguard.domain.models import GuardSpec, GuardStatus, KnownGood
@@ -87,14 +88,14 @@ def readiness_cost(
         calls.append(" ".join(str(a) for a in args[:2]))
         return original(*args, **kwargs)
 
-    target, sets, _ = kube.target_facts(ns, "app")
+    target, sets, _ = cluster_io.target(kube, ns, "app")
     api.call_api = counting  # type: ignore[method-assign]
     try:
         samples = []
         for _ in range(ROUNDS):
             calls.clear()
             t0 = time.perf_counter()
-            kube.view_steps(ns, spec, status, target, sets)
+            cluster_io.view_steps(kube, ns, spec, status, target, sets)
             samples.append((time.perf_counter() - t0) * 1000)
     finally:
         api.call_api = original  # type: ignore[method-assign]
@@ -159,7 +160,8 @@ def main() -> None:
                         timeout=30,
                     )
                 t0 = time.perf_counter()
-                record = kube.apply_step(
+                record = cluster_io.apply_step(
+                    kube,
                     ns,
                     spec,
                     status,

@@ -72,7 +72,7 @@ def serve(port: int, address: str) -> int:
     return int(server.server_port)
 
 
-# ---- per guard (api.md "Per-guard metrics"). A guard's series go away with its daemon
+# ---- per guard (README "Getting told"). A guard's series go away with its daemon
 # (`forget_guard`), so a deleted guard leaves nothing to alert on.
 NOTIFICATIONS = Counter(
     "releaseguard_notifications",

@@ -26,14 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 
 from releaseguard.adapters import metrics
-from releaseguard.adapters.kube import Kube, Missing
+from releaseguard.adapters.cluster import Cluster, Missing, secret_value
 from releaseguard.domain.allowlist import AllowList, url_problem
-from releaseguard.domain.models import GuardSpec, GuardStatus, WebhookFormat
+from releaseguard.domain.conditions import Reason
+from releaseguard.domain.models import GuardSpec, GuardStatus, OwedNotification, WebhookFormat
 from releaseguard.domain.notifications import (
     DELIVERY_WINDOW,
     GuardId,
@@ -260,7 +261,7 @@ class Notifier:
 class SinkProblem(Exception):
     """A spec.notify entry that cannot work (phase Invalid, with this reason)."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.reason = reason
 
@@ -293,7 +294,7 @@ class Sinks:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: Cluster,
         allowed: AllowList,
         notifier: Notifier | None,
         default_alertmanager_url: str | None,
@@ -320,7 +321,7 @@ class Sinks:
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1]
         try:
-            value: str | None = self.kube.secret_value(ns, name, key)
+            value: str | None = secret_value(self.kube, ns, name, key)
         except Missing:
             if not optional:
                 raise
@@ -350,11 +351,11 @@ class Sinks:
                     raise SinkProblem(
                         f"{where}: no Alertmanager URL: set its url, or start the operator "
                         "with --alertmanager-url",
-                        "NoAlertmanager",
+                        Reason.NO_ALERTMANAGER,
                     )
                 key, kind = None, "alertmanager"
             if problem := url_problem(url, self.allowed):
-                raise SinkProblem(f"{where}: {problem}", "URLNotAllowed")
+                raise SinkProblem(f"{where}: {problem}", Reason.URL_NOT_ALLOWED)
             resolved.append(ResolvedSink(i, kind, url, key))
         return resolved
 
@@ -395,79 +396,102 @@ class Sinks:
         notifier = self.notifier
         alerted = False
         for entry in status.outbox:
-            ctx = {
-                "namespace": guard.namespace,
-                "guard": guard.name,
-                "incident": str(entry.incident),
-                "actionId": entry.action_id,
-            }
-            for index in entry.sinks:
-                if index >= len(sinks) or notifier.owes(guard.uid, entry.key, index):
-                    continue
-                sink = sinks[index]
-                if sink.kind == "alertmanager":
-                    alerted = True
-                    url = sink.url.rstrip("/") + "/api/v2/alerts"
-                    batch = alerts(
-                        who,
-                        entry.incident,
-                        entry.phase,
-                        alert_state(entry),
-                        entry.message,
-                        now,
-                        self.RESEND_WITHIN,
-                    )
-                    body = json.dumps(batch).encode()
-                    headers = {"Content-Type": "application/json"}
-                else:
-                    url = sink.url
-                    fmt = WebhookFormat.SLACK if sink.kind == "slack" else WebhookFormat.JSON
-                    body, headers = webhook_request(who, entry, status, fmt, sink.hmac_key)
-                notifier.submit(
-                    Delivery(
-                        guard.uid,
-                        entry.key,
-                        index,
-                        sink.kind,
-                        entry.moment.value,
-                        url,
-                        body,
-                        headers,
-                        entry.time,
-                        ctx,
-                        time.monotonic_ns() if sink.kind == "alertmanager" else 0,
-                    )
-                )
+            alerted |= self._submit_entry(notifier, who, entry, status, sinks, now)
         last = self._reposted.get(guard.uid, 0.0)
         if alerted:
             self._reposted[guard.uid] = time.monotonic()
         elif wants_repost and time.monotonic() - last >= self.REPOST_SECONDS:
             self._reposted[guard.uid] = time.monotonic()
-            incident = status.incident
-            assert incident is not None
-            for sink in sinks:
-                if sink.kind != "alertmanager":
-                    continue
+            self._repost_alerts(notifier, who, status, sinks, now)
+
+    def _submit_entry(
+        self,
+        notifier: Notifier,
+        who: GuardId,
+        entry: OwedNotification,
+        status: GuardStatus,
+        sinks: list[ResolvedSink],
+        now: datetime,
+    ) -> bool:
+        """Submit one outbox entry to each of its sinks that does not have it yet; whether
+        one of them was an Alertmanager."""
+        ctx = {
+            "namespace": who.namespace,
+            "guard": who.name,
+            "incident": str(entry.incident),
+            "actionId": entry.action_id,
+        }
+        alerted = False
+        for index in entry.sinks:
+            if index >= len(sinks) or notifier.owes(who.uid, entry.key, index):
+                continue
+            sink = sinks[index]
+            if sink.kind == "alertmanager":
+                alerted = True
+                firing = alert_state(entry)
                 batch = alerts(
-                    who,
-                    incident.number,
-                    status.phase,
-                    True,
-                    incident.reason,
+                    who, entry.incident, entry.phase, firing, entry.message, now, self.RESEND_WITHIN
+                )
+                url, body, headers = _alertmanager_post(sink.url, batch)
+            else:
+                url = sink.url
+                fmt = WebhookFormat.SLACK if sink.kind == "slack" else WebhookFormat.JSON
+                body, headers = webhook_request(who, entry, status, fmt, sink.hmac_key)
+            notifier.submit(
+                Delivery(
+                    who.uid,
+                    entry.key,
+                    index,
+                    sink.kind,
+                    entry.moment.value,
+                    url,
+                    body,
+                    headers,
+                    entry.time,
+                    ctx,
+                    time.monotonic_ns() if sink.kind == "alertmanager" else 0,
+                )
+            )
+        return alerted
+
+    def _repost_alerts(
+        self,
+        notifier: Notifier,
+        who: GuardId,
+        status: GuardStatus,
+        sinks: list[ResolvedSink],
+        now: datetime,
+    ) -> None:
+        """Post the open incident's firing alert again, so that Alertmanager does not
+        resolve it while the incident lasts."""
+        incident = status.incident
+        assert incident is not None
+        for sink in sinks:
+            if sink.kind != "alertmanager":
+                continue
+            batch = alerts(
+                who, incident.number, status.phase, True, incident.reason, now, self.RESEND_WITHIN
+            )
+            url, body, headers = _alertmanager_post(sink.url, batch)
+            notifier.submit(
+                Delivery(
+                    who.uid,
+                    "",
+                    sink.index,
+                    "alertmanager",
+                    "Repost",
+                    url,
+                    body,
+                    headers,
                     now,
-                    self.RESEND_WITHIN,
+                    order=time.monotonic_ns(),
                 )
-                notifier.submit(
-                    Delivery(
-                        guard.uid,
-                        "",
-                        sink.index,
-                        "alertmanager",
-                        "Repost",
-                        sink.url.rstrip("/") + "/api/v2/alerts",
-                        json.dumps(batch).encode(),
-                        {"Content-Type": "application/json"},
-                        now,
-                        order=time.monotonic_ns(),
-                    )
-                )
+            )
+
+
+def _alertmanager_post(
+    base_url: str, batch: list[dict[str, Any]]
+) -> tuple[str, bytes, dict[str, str]]:
+    """URL, body and headers of a POST of alerts to Alertmanager's v2 API."""
+    body = json.dumps(batch).encode()
+    return base_url.rstrip("/") + "/api/v2/alerts", body, {"Content-Type": "application/json"}

@@ -23,20 +23,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from releaseguard.domain.conditions import EventReason, EventType, step_reason
 from releaseguard.domain.identity import of_incident
 from releaseguard.domain.models import ActionRecord, ActionResult, GuardStatus, Incident
 
 MAX_ANNOUNCED = 100
 # The Event reasons posted from the status; the service drops them from a tick's own
 # Events so that each is posted once, from here.
-ANNOUNCED_REASONS = frozenset({"BreachConfirmed", "StepApplied", "StepFailed", "StepDryRun"})
+ANNOUNCED_REASONS = frozenset(
+    {EventReason.BREACH_CONFIRMED, *(step_reason(result) for result in ActionResult)}
+)
 
 
 @dataclass(frozen=True)
 class Announcement:
     key: str  # unique per guard: names the Event
-    type: str  # Normal | Warning
-    reason: str
+    type: EventType
+    reason: EventReason
     message: str
 
 
@@ -71,15 +74,18 @@ def pending_announcements(status: GuardStatus) -> list[Announcement]:
     owed: list[Announcement] = []
     opened = f"{prefix}/opened"
     if opened not in done:
-        owed.append(Announcement(opened, "Warning", "BreachConfirmed", incident.reason))
+        opened_event = Announcement(
+            opened, EventType.WARNING, EventReason.BREACH_CONFIRMED, incident.reason
+        )
+        owed.append(opened_event)
     for record in status.actions:
         if not of_incident(record.id, incident.number):
             continue
         key = f"{prefix}/action/{record.id}"
         if key in done:
             continue
-        kind = "Warning" if record.result is ActionResult.FAILED else "Normal"
-        reason = f"Step{record.result.value}"
+        kind = EventType.WARNING if record.result is ActionResult.FAILED else EventType.NORMAL
+        reason = step_reason(record.result)
         owed.append(Announcement(key, kind, reason, action_message(record)))
     return owed
 

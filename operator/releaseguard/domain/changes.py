@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from releaseguard.domain.models import (
+    Blocker,
     BlueGreenStep,
     CanaryWeightStep,
     FeatureFlagStep,
@@ -27,8 +28,7 @@ Obj = dict[str, Any]
 REVISION = "deployment.kubernetes.io/revision"
 POD_TEMPLATE_HASH = "pod-template-hash"
 IRREVERSIBLE = "releaseguard.io/irreversible"
-# Rollback changes nothing while the target runs the known-good revision, yet the escape
-# hatch is prepared: the RollbackReady condition tells the two apart by this phrase.
+# The words of two reasons; programs read NotApplicable.code (Blocker) instead.
 AT_KNOWN_GOOD = "already runs the known-good revision"
 REFUSED = "rollback refused"
 
@@ -45,7 +45,10 @@ class Change:
 
 @dataclass(frozen=True)
 class NotApplicable:
+    """Why the step cannot be used now: `reason` for people, `code` for programs."""
+
     reason: str
+    code: Blocker | None = None
 
 
 def _with(obj: Obj) -> Obj:
@@ -56,7 +59,7 @@ def feature_flag_change(step: FeatureFlagStep, cm: Obj) -> Change | NotApplicabl
     data = cm.get("data") or {}
     old = data.get(step.key)
     if old == step.value:
-        return NotApplicable(f"flag {step.key} is already {step.value!r}")
+        return NotApplicable(f"flag {step.key} is already {step.value!r}", Blocker.ALREADY_SET)
     new = _with(cm)
     new.setdefault("data", {})[step.key] = step.value
     return Change({step.key: old}, {step.key: step.value}, new, {"data": {step.key: step.value}})
@@ -65,7 +68,9 @@ def feature_flag_change(step: FeatureFlagStep, cm: Obj) -> Change | NotApplicabl
 def scale_change(step: ScaleStep, deployment: Obj) -> Change | NotApplicable:
     old = (deployment.get("spec") or {}).get("replicas", 1)
     if old == step.replicas:
-        return NotApplicable(f"Deployment {step.deployment} already has {old} replicas")
+        return NotApplicable(
+            f"Deployment {step.deployment} already has {old} replicas", Blocker.ALREADY_SET
+        )
     new = _with(deployment)
     new["spec"]["replicas"] = step.replicas
     return Change(
@@ -80,11 +85,13 @@ def blue_green_change(
     old = selector.get(step.selector_key)
     if old == step.stable_value:
         return NotApplicable(
-            f"Service {step.service} already selects {step.selector_key}={step.stable_value}"
+            f"Service {step.service} already selects {step.selector_key}={step.stable_value}",
+            Blocker.ALREADY_SET,
         )
     if stable_ready_pods == 0:
         return NotApplicable(
-            f"the stable colour {step.selector_key}={step.stable_value} has no Ready pods"
+            f"the stable colour {step.selector_key}={step.stable_value} has no Ready pods",
+            Blocker.NO_READY_PODS,
         )
     new = _with(service)
     new["spec"].setdefault("selector", {})[step.selector_key] = step.stable_value
@@ -130,7 +137,8 @@ def canary_weight_change(step: CanaryWeightStep, route: Obj) -> Change | NotAppl
     ]
     if not hits:
         return NotApplicable(
-            f"HTTPRoute {step.http_route} has no backendRef named {step.canary_backend}"
+            f"HTTPRoute {step.http_route} has no backendRef named {step.canary_backend}",
+            Blocker.NO_BACKEND,
         )
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
@@ -146,7 +154,9 @@ def canary_weight_change(step: CanaryWeightStep, route: Obj) -> Change | NotAppl
         before.update({f"{prefix}{n}": w for n, w in weights.items()})
         after.update({f"{prefix}{n}": w for n, w in moved.items()})
     if not after:
-        return NotApplicable(f"backend {step.canary_backend} already has weight {step.weight}")
+        return NotApplicable(
+            f"backend {step.canary_backend} already has weight {step.weight}", Blocker.ALREADY_SET
+        )
     return Change(before, after, new, {"spec": {"rules": new["spec"]["rules"]}})
 
 
@@ -187,43 +197,17 @@ def rollback_change(
     `pinned_hash`: the target chosen when the step was planned; the write (and each 409
     redo) restores exactly it instead of recomputing "Previous" from a fresh read."""
     if irreversible:
-        return NotApplicable(f"{REFUSED}: {irreversible}")
-    name = deployment["metadata"]["name"]
+        return NotApplicable(f"{REFUSED}: {irreversible}", Blocker.STATE_CHANGED)
     current = current_replica_set(deployment, replica_sets)
     current_hash = template_hash(current) if current else ""
     if pinned_hash is not None:
-        if pinned_hash in avoid:
-            return NotApplicable(f"the planned template {pinned_hash} is one that breached")
-        if pinned_hash == current_hash:
-            return NotApplicable(f"{name} already runs the planned template {pinned_hash}")
-        target = next((rs for rs in replica_sets if template_hash(rs) == pinned_hash), None)
-        if target is None:
-            return NotApplicable(f"the ReplicaSet of the planned template {pinned_hash} is gone")
+        target = _pinned(deployment, replica_sets, avoid, current_hash, pinned_hash)
     elif step.to_revision is RollbackTarget.LAST_KNOWN_GOOD:
-        if known_good is None:
-            return NotApplicable("no known-good revision recorded yet")
-        if known_good.pod_template_hash == current_hash:
-            return NotApplicable(f"{name} {AT_KNOWN_GOOD} {known_good.revision}")
-        target = next(
-            (rs for rs in replica_sets if template_hash(rs) == known_good.pod_template_hash), None
-        )
-        if target is None:
-            return NotApplicable(
-                f"the ReplicaSet of known-good revision {known_good.revision} is gone "
-                "(check the Deployment's revisionHistoryLimit)"
-            )
-        if known_good.pod_template_hash in avoid:
-            return NotApplicable(
-                f"known-good revision {known_good.revision} is a template that breached"
-            )
+        target = _known_good(deployment, replica_sets, avoid, current_hash, known_good)
     else:
-        older = [rs for rs in replica_sets if 0 < revision_of(rs) < revision_of(deployment)]
-        if not older:
-            return NotApplicable(f"{name} has no previous revision (revisionHistoryLimit may be 0)")
-        older = [rs for rs in older if template_hash(rs) not in avoid]
-        if not older:
-            return NotApplicable(f"{name} has no previous revision that did not breach")
-        target = max(older, key=revision_of)
+        target = _previous(deployment, replica_sets, avoid)
+    if isinstance(target, NotApplicable):
+        return target
     template = copy.deepcopy(target["spec"]["template"])
     labels = template.get("metadata", {}).get("labels") or {}
     labels.pop(POD_TEMPLATE_HASH, None)
@@ -240,6 +224,81 @@ def rollback_change(
         "podTemplateHash": template_hash(target),
     }
     return Change(before, after, new, {"spec": {"template": template}})
+
+
+def _pinned(
+    deployment: Obj,
+    replica_sets: Sequence[Obj],
+    avoid: Collection[str],
+    current_hash: str,
+    pinned_hash: str,
+) -> Obj | NotApplicable:
+    """The ReplicaSet of the template planned for this Rollback."""
+    name = deployment["metadata"]["name"]
+    if pinned_hash in avoid:
+        return NotApplicable(
+            f"the planned template {pinned_hash} is one that breached", Blocker.BREACHED
+        )
+    if pinned_hash == current_hash:
+        return NotApplicable(
+            f"{name} already runs the planned template {pinned_hash}", Blocker.AT_PLANNED
+        )
+    target = next((rs for rs in replica_sets if template_hash(rs) == pinned_hash), None)
+    if target is None:
+        return NotApplicable(
+            f"the ReplicaSet of the planned template {pinned_hash} is gone",
+            Blocker.REVISION_GONE,
+        )
+    return target
+
+
+def _known_good(
+    deployment: Obj,
+    replica_sets: Sequence[Obj],
+    avoid: Collection[str],
+    current_hash: str,
+    known_good: KnownGood | None,
+) -> Obj | NotApplicable:
+    """The ReplicaSet of the last known-good revision."""
+    name = deployment["metadata"]["name"]
+    if known_good is None:
+        return NotApplicable("no known-good revision recorded yet", Blocker.NO_KNOWN_GOOD)
+    if known_good.pod_template_hash == current_hash:
+        return NotApplicable(f"{name} {AT_KNOWN_GOOD} {known_good.revision}", Blocker.AT_KNOWN_GOOD)
+    target = next(
+        (rs for rs in replica_sets if template_hash(rs) == known_good.pod_template_hash), None
+    )
+    if target is None:
+        return NotApplicable(
+            f"the ReplicaSet of known-good revision {known_good.revision} is gone "
+            "(check the Deployment's revisionHistoryLimit)",
+            Blocker.REVISION_GONE,
+        )
+    if known_good.pod_template_hash in avoid:
+        return NotApplicable(
+            f"known-good revision {known_good.revision} is a template that breached",
+            Blocker.BREACHED,
+        )
+    return target
+
+
+def _previous(
+    deployment: Obj, replica_sets: Sequence[Obj], avoid: Collection[str]
+) -> Obj | NotApplicable:
+    """The ReplicaSet of the newest earlier revision that did not breach."""
+    name = deployment["metadata"]["name"]
+    older = [rs for rs in replica_sets if 0 < revision_of(rs) < revision_of(deployment)]
+    if not older:
+        return NotApplicable(
+            f"{name} has no previous revision (revisionHistoryLimit may be 0)",
+            Blocker.NO_PREVIOUS,
+        )
+    older = [rs for rs in older if template_hash(rs) not in avoid]
+    if not older:
+        return NotApplicable(
+            f"{name} has no previous revision that did not breach", Blocker.NO_PREVIOUS
+        )
+    return max(older, key=revision_of)
 
 
 def irreversible_reason(deployment: Obj, succeeded_jobs: Sequence[str]) -> str | None:

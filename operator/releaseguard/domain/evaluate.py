@@ -3,7 +3,7 @@
 Pure: a function of the spec, the observations, the previous evaluation and the time.
 No I/O, and the clock is passed in.
 
-Rules (see README "How a guard decides"):
+Rules (README "What it does, step by step" and "Writing a guard"):
 - A metric breaches when value > max, value < min, or value > baseline * maxRatio.
   A ratio check whose baseline has no data is skipped, not breached.
 - A metric with an empty, NaN or failed answer has no data.
@@ -100,6 +100,20 @@ def _spec_error(obs: Observations) -> str | None:
     return "; ".join(errors) if errors else None
 
 
+def _traffic(spec: GuardSpec, obs: Observations) -> tuple[float | None, bool, tuple[str, ...]]:
+    """The traffic seen, whether it is below minTraffic, and why it is unknown (if so)."""
+    if spec.min_traffic is None or obs.traffic is None:
+        return None, False, ()
+    answer = obs.traffic
+    if answer.outcome is Outcome.UNAVAILABLE:
+        return None, False, (f"minTraffic: {answer.describe()}",)
+    if answer.has_value:
+        traffic = answer.value
+        return traffic, traffic is not None and traffic < spec.min_traffic.min, ()
+    # No series or NaN: nothing is flowing, which is what minTraffic guards against.
+    return 0.0, True, ()
+
+
 def evaluate(
     spec: GuardSpec, obs: Observations, previous: LastEvaluation | None, now: datetime
 ) -> Evaluation:
@@ -111,18 +125,8 @@ def evaluate(
     ]
     unavailable = tuple(m.message for m in metrics if m.verdict is MetricVerdict.NO_DATA)
 
-    traffic: float | None = None
-    low_traffic = False
-    if spec.min_traffic is not None and obs.traffic is not None:
-        answer = obs.traffic
-        if answer.outcome is Outcome.UNAVAILABLE:
-            unavailable += (f"minTraffic: {answer.describe()}",)
-        elif answer.has_value:
-            traffic = answer.value
-            low_traffic = traffic is not None and traffic < spec.min_traffic.min
-        else:
-            # No series or NaN: nothing is flowing, which is what minTraffic guards against.
-            traffic, low_traffic = 0.0, True
+    traffic, low_traffic, traffic_unavailable = _traffic(spec, obs)
+    unavailable += traffic_unavailable
 
     if any(m.verdict is MetricVerdict.BREACH for m in metrics):
         verdict = Verdict.BREACH

@@ -21,6 +21,7 @@ import copy
 from releaseguard.domain.changes import Change, NotApplicable, Obj
 from releaseguard.domain.models import (
     ActionResult,
+    Blocker,
     GuardSpec,
     GuardStatus,
     StepReadiness,
@@ -87,7 +88,9 @@ def pause_change(application: Obj) -> Change | NotApplicable:
     policy = (application.get("spec") or {}).get("syncPolicy") or {}
     automated = policy.get("automated")
     if automated is None:
-        return NotApplicable(f"Application {name} has no automated sync: nothing to pause")
+        return NotApplicable(
+            f"Application {name} has no automated sync: nothing to pause", Blocker.NOTHING_TO_PAUSE
+        )
     new = copy.deepcopy(application)
     del new["spec"]["syncPolicy"]["automated"]
     return Change(
@@ -101,9 +104,19 @@ def pause_change(application: Obj) -> Change | NotApplicable:
 def pause_readiness(change: Change | NotApplicable | None, problem: str = "") -> StepReadiness:
     """The GitOpsPause line of status.readiness (index -1: not a step of spec.steps)."""
     if problem:
-        return StepReadiness(type=StepType.GITOPS_PAUSE, index=-1, ready=False, reason=problem)
+        return StepReadiness(
+            type=StepType.GITOPS_PAUSE,
+            index=-1,
+            ready=False,
+            reason=problem,
+            code=Blocker.UNUSABLE,
+        )
     if isinstance(change, NotApplicable):
         return StepReadiness(
-            type=StepType.GITOPS_PAUSE, index=-1, ready=False, reason=change.reason
+            type=StepType.GITOPS_PAUSE,
+            index=-1,
+            ready=False,
+            reason=change.reason,
+            code=change.code,
         )
     return StepReadiness(type=StepType.GITOPS_PAUSE, index=-1, ready=True)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from releaseguard.domain.models import Incident, Step
+from releaseguard.domain.models import ActionRecord, Incident, Step
 
 MARKER = "releaseguard.io/action"
 MAX_MARKER_ENTRIES = 8
@@ -85,6 +85,14 @@ def parse_action_id(text: str) -> ActionId | None:
 def of_incident(text: str, incident_number: int) -> bool:
     parsed = parse_action_id(text)
     return parsed is not None and parsed.number == incident_number
+
+
+def in_incident(record: ActionRecord, incident_number: int) -> bool:
+    """Whether the action belongs to incident `incident_number`, by its `incident` field
+    (a record written before that field existed: by its id, which starts with it)."""
+    if record.incident is not None:
+        return record.incident == incident_number
+    return record.id.startswith(f"{incident_number}-")
 
 
 # ---------------------------------------------------------------- markers

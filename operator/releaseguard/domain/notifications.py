@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from releaseguard.domain.changes import REFUSED
+from releaseguard.domain.identity import in_incident
 from releaseguard.domain.models import (
     MAX_OUTBOX,
     ActionRecord,
     ActionResult,
+    Blocker,
     Evidence,
     GuardSpec,
     GuardStatus,
@@ -104,7 +105,7 @@ def _open(incident: Incident | None) -> bool:
 
 def _refusal(readiness: Sequence[StepReadiness]) -> str:
     for r in readiness:
-        if r.type is StepType.ROLLBACK and not r.ready and r.reason.startswith(REFUSED):
+        if r.type is StepType.ROLLBACK and not r.ready and r.code is Blocker.STATE_CHANGED:
             return r.reason
     return ""
 
@@ -149,7 +150,7 @@ def moments(old: GuardStatus, new: GuardStatus) -> list[tuple[Moment, int, str, 
         found.append((Moment.INCIDENT_OPENED, n, "", after.reason or "breach confirmed"))
     known = {a.id for a in old.actions}
     for a in new.actions:
-        if a.id in known or not a.id.startswith(f"{n}-"):
+        if a.id in known or not in_incident(a, n):
             continue
         if a.result is ActionResult.APPLIED:
             found.append((Moment.ACTION_APPLIED, n, a.id, _action_line(a)))

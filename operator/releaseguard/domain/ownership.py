@@ -25,10 +25,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from releaseguard.domain.guard import Event, set_condition
-from releaseguard.domain.models import GuardSpec, GuardStatus, Step, StepReadiness, StepType
+from releaseguard.domain.conditions import (
+    ConditionType,
+    Event,
+    EventReason,
+    EventType,
+    Reason,
+    set_condition,
+)
+from releaseguard.domain.models import (
+    Blocker,
+    GuardSpec,
+    GuardStatus,
+    Step,
+    StepReadiness,
+    StepType,
+)
 
-CONFLICT = "Conflict"
+CONFLICT = ConditionType.CONFLICT
 
 
 @dataclass(frozen=True, order=True)
@@ -116,7 +130,9 @@ def yielded(readiness: Sequence[StepReadiness], found: Sequence[Overlap]) -> lis
                 f"yields to older guard {o.other.name}, which also writes "
                 f"{o.claim.object} {o.claim.field}"
             )
-            result.append(r.model_copy(update={"ready": False, "reason": why}))
+            result.append(
+                r.model_copy(update={"ready": False, "reason": why, "code": Blocker.YIELDED})
+            )
     return result
 
 
@@ -143,11 +159,13 @@ def with_conflict(
     message = conflict_message(found)
     if found:
         conds = set_condition(
-            status.conditions, CONFLICT, True, "OverlappingGuards", message, now, generation
+            status.conditions, CONFLICT, True, Reason.OVERLAPPING_GUARDS, message, now, generation
         )
     else:
-        conds = set_condition(status.conditions, CONFLICT, False, "NoOverlap", "", now, generation)
+        conds = set_condition(
+            status.conditions, CONFLICT, False, Reason.NO_OVERLAP, "", now, generation
+        )
     events = []
     if found and (old is None or old.status != "True" or old.message != message):
-        events.append(Event("Warning", CONFLICT, message))
+        events.append(Event(EventType.WARNING, EventReason.CONFLICT, message))
     return status.model_copy(update={"conditions": conds}), events

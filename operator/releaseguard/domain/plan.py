@@ -3,7 +3,7 @@
 Pure: a function of the spec's steps, their readiness, the incident's actions and the
 time. No I/O.
 
-Rules (api.md "steps"):
+Rules (README section: Steps, and what "applicable" means):
 - Candidates are the steps whose readiness says ready and that were not taken in this
   incident (an Applied, DryRun or Failed record counts as taken: a step is never
   repeated within an incident).
@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
+from releaseguard.domain.identity import in_incident
 from releaseguard.domain.models import ActionRecord, ActionResult, Step, StepReadiness
 
 
@@ -30,25 +30,37 @@ def action_id(incident_number: int, step: Step, index: int) -> str:
     return f"{incident_number}-{step.type.value.lower()}-{index}"
 
 
-class PlanKind(StrEnum):
-    APPLY = "Apply"  # take `index` now
-    WAIT = "Wait"  # a step is in effect; give it until escalateAfterSeconds
-    EXHAUSTED = "Exhausted"  # a step is due and none is applicable
+@dataclass(frozen=True)
+class Apply:
+    """Take step `index` now, recorded as `action_id`."""
+
+    index: int
+    step: Step
+    action_id: str
 
 
 @dataclass(frozen=True)
-class StepPlan:
-    kind: PlanKind
-    index: int | None = None
-    step: Step | None = None
-    action_id: str | None = None
-    due_at: datetime | None = None  # WAIT: when escalation becomes due
-    message: str = ""
+class Wait:
+    """A step is in effect: give it until `due_at` (escalateAfterSeconds) before the next."""
+
+    due_at: datetime
+    message: str = "waiting to see if it helps"
+
+
+@dataclass(frozen=True)
+class Exhausted:
+    """A step is due and none is applicable: `message` says why, step by step."""
+
+    message: str
+
+
+# The planner's answer: tell them apart with isinstance (or match); each carries only what
+# it needs, so no field is None and no assert is needed after planning.
+StepPlan = Apply | Wait | Exhausted
 
 
 def incident_actions(actions: Sequence[ActionRecord], incident_number: int) -> list[ActionRecord]:
-    prefix = f"{incident_number}-"
-    return [a for a in actions if a.id.startswith(prefix)]
+    return [a for a in actions if in_incident(a, incident_number)]
 
 
 def plan_next_step(
@@ -59,13 +71,14 @@ def plan_next_step(
     escalate_after_seconds: int,
     now: datetime,
 ) -> StepPlan:
+    """The next step of the incident, or why none is taken now."""
     taken = incident_actions(actions, incident_number)
     taken_indexes = {a.step_index for a in taken}
     effective = [a for a in taken if a.result in (ActionResult.APPLIED, ActionResult.DRY_RUN)]
     if effective:
         due_at = max(a.time for a in effective) + timedelta(seconds=escalate_after_seconds)
         if now < due_at:
-            return StepPlan(PlanKind.WAIT, due_at=due_at, message="waiting to see if it helps")
+            return Wait(due_at)
 
     ready = {r.index: r for r in readiness}
     candidates = [
@@ -74,12 +87,10 @@ def plan_next_step(
         if index not in taken_indexes and index in ready and ready[index].ready
     ]
     if not candidates:
-        return StepPlan(PlanKind.EXHAUSTED, message=_why_exhausted(steps, readiness, taken_indexes))
+        return Exhausted(_why_exhausted(steps, readiness, taken_indexes))
     _, index = min(candidates)
     step = steps[index]
-    return StepPlan(
-        PlanKind.APPLY, index=index, step=step, action_id=action_id(incident_number, step, index)
-    )
+    return Apply(index, step, action_id(incident_number, step, index))
 
 
 def _why_exhausted(

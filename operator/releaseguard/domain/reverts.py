@@ -208,52 +208,31 @@ def check_reverts(
     given_up: dict[int, Revert] = {}
     why_given_up: dict[int, str] = {}
     due: list[Reapply] = []
+    blocked = blocked or {}
     known = {r.action: r for r in incident.reverted}
-    applied = [
-        a
-        for a in actions
-        if a.result is ActionResult.APPLIED and a.type is not StepType.GITOPS_PAUSE
-    ]
+    pause = StepType.GITOPS_PAUSE
+    applied = [a for a in actions if a.result is ActionResult.APPLIED and a.type is not pause]
     for index in sorted({a.step_index for a in applied}):
-        if index >= len(steps) or objects.get(index) is None:
+        obj = objects.get(index)
+        if index >= len(steps) or obj is None:
             continue
         step = steps[index]
-        mine = [a for a in applied if a.step_index == index and a.type is step.type]
-        if not mine:
+        if (hit := _latest_undone(step, index, applied, known, obj, now)) is None:
             continue
-        latest = max(mine, key=lambda a: (a.time, reapply_number(a.id)))
-        obj = objects[index]
-        assert obj is not None
-        undone = step_undone(step, latest, obj)
-        if undone is None:
-            continue
-        revert = known.get(latest.id)
-        if revert is None:
-            revert = Revert(
-                action=latest.id,
-                object=latest.target,
-                field=undone.field,
-                value=undone.value,
-                manager=field_manager(obj, undone.path),
-                time=now,
-            )
+        latest, revert = hit
+        if latest.id not in known:
             found.append(revert)
         done = sum(1 for a in actions if a.step_index == index and reapply_number(a.id) > 0)
-        if done >= reapply_limit or (blocked and index in blocked):
-            given_up[index] = revert
-            why_given_up[index] = (
-                blocked[index]
-                if blocked and index in blocked
-                else f"re-applied {done} times (spec.onRevert.reapply is {reapply_limit})"
-            )
-            later = [a for a in applied if a.step_index != index and a.time > latest.time]
-            if not later:
-                unheld.append(revert)
+        limit = f"re-applied {done} times (spec.onRevert.reapply is {reapply_limit})"
+        why = blocked.get(index) or (limit if done >= reapply_limit else "")
+        if why:
+            given_up[index], why_given_up[index] = revert, why
+            if not any(a.step_index != index and a.time > latest.time for a in applied):
+                unheld.append(revert)  # no later step replaced it
             continue
         unheld.append(revert)
         n = done + 1
-        at = revert.time + reapply_delay(interval_seconds, n)
-        if at <= now:
+        if (at := revert.time + reapply_delay(interval_seconds, n)) <= now:
             due.append(Reapply(index, step, reapply_id(latest.id, n), n, revert))
         else:
             waiting.append((revert, at))
@@ -265,6 +244,34 @@ def check_reverts(
         given_up=given_up,
         why_given_up=why_given_up,
     )
+
+
+def _latest_undone(
+    step: Step,
+    index: int,
+    applied: Sequence[ActionRecord],
+    known: Mapping[str, Revert],
+    obj: Obj,
+    now: datetime,
+) -> tuple[ActionRecord, Revert] | None:
+    """The latest Applied action of step `index` and its revert (the one the incident
+    already records, or a new one seen `now`), when `obj` no longer holds its change."""
+    mine = [a for a in applied if a.step_index == index and a.type is step.type]
+    if not mine:
+        return None
+    latest = max(mine, key=lambda a: (a.time, reapply_number(a.id)))
+    undone = step_undone(step, latest, obj)
+    if undone is None:
+        return None
+    revert = known.get(latest.id) or Revert(
+        action=latest.id,
+        object=latest.target,
+        field=undone.field,
+        value=undone.value,
+        manager=field_manager(obj, undone.path),
+        time=now,
+    )
+    return latest, revert
 
 
 def with_reverts(incident: Incident, found: Sequence[Revert]) -> Incident:

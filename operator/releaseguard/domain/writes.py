@@ -60,7 +60,7 @@ def must_write(
 def actions_recorded(stored: Stored | None, status: GuardStatus) -> bool:
     """Whether the API server holds every action record `status` holds: until it does,
     no further step is applied, so no action can go unrecorded (a failed status write
-    is retried first; see service.GuardService._decide)."""
+    is retried first; see service.GuardService._write_incident_first)."""
     if not status.actions:
         return True
     if stored is None:

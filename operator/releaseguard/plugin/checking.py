@@ -16,12 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from releaseguard.domain.changes import AT_KNOWN_GOOD
 from releaseguard.domain.evaluate import evaluate_metric
-from releaseguard.domain.models import GuardSpec, MetricVerdict, StepReadiness
+from releaseguard.domain.models import (
+    Blocker,
+    GuardSpec,
+    Metric,
+    MetricVerdict,
+    MinTraffic,
+    StepReadiness,
+)
 from releaseguard.domain.observations import Observations, Outcome, QueryResult
-
-NO_KNOWN_GOOD = "no known-good revision recorded yet"
 
 
 @dataclass(frozen=True)
@@ -102,71 +106,47 @@ def query_checks(spec: GuardSpec, observations: Observations) -> list[QueryCheck
     for metric in spec.metrics:
         answer = observations.metrics[metric.name]
         baseline = observations.baselines.get(metric.name)
-        judged = evaluate_metric(metric, answer, baseline)
-        bound = _bound(metric.max, metric.min, metric.max_ratio)
-        if answer.has_value:
-            checks.append(
-                QueryCheck(
-                    metric.name,
-                    metric.query,
-                    answer.describe(),
-                    bound,
-                    judged.verdict.value,
-                    True,
-                    judged.message if judged.verdict is MetricVerdict.BREACH else "",
-                )
-            )
-        else:
-            failed, why = _failure(answer)
-            verdict = answer.outcome.value if failed else MetricVerdict.NO_DATA.value
-            checks.append(
-                QueryCheck(metric.name, metric.query, "-", bound, verdict, not failed, why)
-            )
+        checks.append(_metric_check(metric, answer, baseline))
         if baseline is not None and metric.baseline_query:
-            failed, why = (False, "") if baseline.has_value else _failure(baseline)
-            checks.append(
-                QueryCheck(
-                    f"{metric.name} (baseline)",
-                    metric.baseline_query,
-                    baseline.describe() if baseline.has_value else "-",
-                    "-",
-                    "Value" if baseline.has_value else baseline.outcome.value,
-                    not failed,
-                    why if not baseline.has_value else "",
-                )
-            )
+            checks.append(_baseline_check(metric.name, metric.baseline_query, baseline))
     if spec.min_traffic is not None and observations.traffic is not None:
-        answer = observations.traffic
-        bound = f"≥ {spec.min_traffic.min:g}"
-        if answer.has_value:
-            assert answer.value is not None
-            enough = answer.value >= spec.min_traffic.min
-            note = "" if enough else "below minTraffic: the verdict would be InsufficientTraffic"
-            checks.append(
-                QueryCheck(
-                    "minTraffic",
-                    spec.min_traffic.query,
-                    answer.describe(),
-                    bound,
-                    "Pass" if enough else "Low",
-                    True,
-                    note,
-                )
-            )
-        else:
-            failed, why = _failure(answer)
-            checks.append(
-                QueryCheck(
-                    "minTraffic",
-                    spec.min_traffic.query,
-                    "-",
-                    bound,
-                    answer.outcome.value,
-                    not failed,
-                    why,
-                )
-            )
+        checks.append(_traffic_check(spec.min_traffic, observations.traffic))
     return checks
+
+
+def _metric_check(metric: Metric, answer: QueryResult, baseline: QueryResult | None) -> QueryCheck:
+    bound = _bound(metric.max, metric.min, metric.max_ratio)
+    if not answer.has_value:
+        failed, why = _failure(answer)
+        verdict = answer.outcome.value if failed else MetricVerdict.NO_DATA.value
+        return QueryCheck(metric.name, metric.query, "-", bound, verdict, not failed, why)
+    judged = evaluate_metric(metric, answer, baseline)
+    note = judged.message if judged.verdict is MetricVerdict.BREACH else ""
+    return QueryCheck(
+        metric.name, metric.query, answer.describe(), bound, judged.verdict.value, True, note
+    )
+
+
+def _baseline_check(name: str, query: str, baseline: QueryResult) -> QueryCheck:
+    label = f"{name} (baseline)"
+    if baseline.has_value:
+        return QueryCheck(label, query, baseline.describe(), "-", "Value", True, "")
+    failed, why = _failure(baseline)
+    return QueryCheck(label, query, "-", "-", baseline.outcome.value, not failed, why)
+
+
+def _traffic_check(traffic: MinTraffic, answer: QueryResult) -> QueryCheck:
+    bound = f"≥ {traffic.min:g}"
+    if not answer.has_value:
+        failed, why = _failure(answer)
+        return QueryCheck(
+            "minTraffic", traffic.query, "-", bound, answer.outcome.value, not failed, why
+        )
+    assert answer.value is not None
+    enough = answer.value >= traffic.min
+    note = "" if enough else "below minTraffic: the verdict would be InsufficientTraffic"
+    verdict = "Pass" if enough else "Low"
+    return QueryCheck("minTraffic", traffic.query, answer.describe(), bound, verdict, True, note)
 
 
 def step_checks(
@@ -198,9 +178,9 @@ def step_checks(
             state, why, ok = "ready", "usable now", True
         elif r.index in applied:
             state, why, ok = "applied", f"applied in the open incident ({applied[r.index]})", True
-        elif AT_KNOWN_GOOD in r.reason:
+        elif r.code is Blocker.AT_KNOWN_GOOD:
             state, why, ok = "prepared", r.reason, True
-        elif r.reason == NO_KNOWN_GOOD and not evaluated:
+        elif r.code is Blocker.NO_KNOWN_GOOD and not evaluated:
             state, ok = "pending", True
             why = (
                 f"{r.reason}: the operator records one once the target has been healthy for "

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from kubernetes.client.exceptions import ApiException
@@ -22,13 +22,17 @@ from rich.live import Live
 from rich.text import Text
 
 import releaseguard
+from releaseguard.domain.conditions import EventReason, EventType
 from releaseguard.domain.guard import CONTAIN_NOW, REARM
 from releaseguard.domain.models import KIND, GuardSpec, GuardStatus, KnownGood
 from releaseguard.plugin import checking, cluster, render, timeline, undo, views
 from releaseguard.plugin.cluster import PluginError, Session
 
+if TYPE_CHECKING:
+    from releaseguard.domain.observations import Observations
+
 MAX_FILE_BYTES = 1 << 20  # a guard file is a few KiB; refuse anything absurd
-CONFLICT_RETRIES = 5  # as the operator's own writes (adapters/kube.py)
+CONFLICT_RETRIES = 5  # as the operator's own writes (adapters/cluster.py)
 POLL = 0.5  # seconds between reads while waiting for the operator
 
 
@@ -43,9 +47,11 @@ def utcnow() -> datetime:
 def console() -> Console:
     # On a TTY rich sizes to the terminal and colours (unless NO_COLOR); piped output is
     # plain text, as wide as COLUMNS (default 200) so that tables do not wrap in scripts.
+    # markup=False: cells hold cluster data, where "[checkout-v2]" is a field path, not
+    # a rich style tag to swallow.
     if sys.stdout.isatty():
-        return Console(highlight=False)
-    return Console(highlight=False, width=int(os.environ.get("COLUMNS") or 200))
+        return Console(highlight=False, markup=False)
+    return Console(highlight=False, markup=False, width=int(os.environ.get("COLUMNS") or 200))
 
 
 def emit(
@@ -170,43 +176,24 @@ def _known_good(status: Mapping[str, Any]) -> GuardStatus:
         return GuardStatus()
 
 
-def cmd_check(s: Session, args: argparse.Namespace, out: Console) -> int:
-    from releaseguard.adapters.kube import Missing, SecretNotLabelled
-    from releaseguard.adapters.prometheus import Prometheus
-    from releaseguard.domain.allowlist import (
-        DEFAULT_PATTERNS,
-        AllowList,
-        parse_patterns,
-        url_problem,
-    )
-    from releaseguard.domain.observations import Observations
+class _CheckEnds(Exception):
+    """A problem already in the report that makes the rest of the check pointless."""
 
+
+def cmd_check(s: Session, args: argparse.Namespace, out: Console) -> int:
     if bool(args.name) == bool(args.filename):
         raise UsageError("check needs a guard NAME or -f FILE (one of them)")
     if args.filename:
-        guard = _load_file(args.filename)
-        ns = (guard.get("metadata") or {}).get("namespace") or s.namespace
-        name = str((guard.get("metadata") or {}).get("name") or "?")
-        report = checking.CheckReport(ns, name, args.filename, "")
-        schema, where = _crd_schema(s)
-        report.problems += _schema_problems(schema, guard)
-        report.notes.append(f"validated against the schema of {where}")
-        if problem := cluster.dry_run_create(s, ns, guard):
-            report.problems.append(problem)
-        else:
-            report.notes.append("the API server accepts it (server-side dry run, nothing stored)")
-        status: Mapping[str, Any] = {}
+        guard, status, report = _check_file(s, args.filename)
     else:
         guard = cluster.get_guard(s, args.name)
-        ns, name = s.namespace, args.name
-        report = checking.CheckReport(ns, name, "cluster", "")
         status = guard.get("status") or {}
+        report = checking.CheckReport(s.namespace, args.name, "cluster", "")
     try:
         spec = GuardSpec.model_validate(guard.get("spec") or {})
     except ValidationError as exc:
         report.problems += _spec_problems(exc)
         return _report(out, args, report)
-
     url = args.prometheus_url or spec.prometheus.url
     if not url:
         raise UsageError(
@@ -214,64 +201,113 @@ def cmd_check(s: Session, args: argparse.Namespace, out: Console) -> int:
             "operator's --prometheus-url; pass the same with --prometheus-url"
         )
     report.prometheus_url = url
-    token = None
+    try:
+        token = _bearer_token(s, args, spec, report)
+    except _CheckEnds:
+        return _report(out, args, report)
+    report.queries = checking.query_checks(spec, _observe(spec, url, token))
+    _check_steps(s, spec, status, report)
+    if not spec.steps:
+        report.notes.append("no steps: the guard detects and records, and changes nothing")
+    return _report(out, args, report)
+
+
+def _check_file(
+    s: Session, filename: str
+) -> tuple[Mapping[str, Any], Mapping[str, Any], checking.CheckReport]:
+    """The guard of a manifest, checked against the CRD schema and a server-side dry run."""
+    guard = _load_file(filename)
+    ns = (guard.get("metadata") or {}).get("namespace") or s.namespace
+    name = str((guard.get("metadata") or {}).get("name") or "?")
+    report = checking.CheckReport(ns, name, filename, "")
+    schema, where = _crd_schema(s)
+    report.problems += _schema_problems(schema, guard)
+    report.notes.append(f"validated against the schema of {where}")
+    if problem := cluster.dry_run_create(s, ns, guard):
+        report.problems.append(problem)
+    else:
+        report.notes.append("the API server accepts it (server-side dry run, nothing stored)")
+    return guard, {}, report
+
+
+def _bearer_token(
+    s: Session, args: argparse.Namespace, spec: GuardSpec, report: checking.CheckReport
+) -> str | None:
+    """The guard's Prometheus bearer token, read as the operator reads it: the URL passes
+    the allow-list before any Secret is read, and the Secret must be labelled usable by
+    guards. Raises _CheckEnds after adding the problem to the report."""
+    from releaseguard.adapters.kube import Missing, SecretNotLabelled
+    from releaseguard.domain.allowlist import (
+        DEFAULT_PATTERNS,
+        AllowList,
+        parse_patterns,
+        url_problem,
+    )
+
     ref = spec.prometheus.bearer_token_secret_ref
-    if ref is not None:
-        # As the operator: the URL passes the allow-list before any Secret is read, and
-        # the Secret must be labelled usable by guards.
-        patterns = args.allowed_url or parse_patterns(os.environ.get("RELEASEGUARD_ALLOWED_URLS"))
-        allowed = AllowList.of(
-            patterns if patterns is not None else DEFAULT_PATTERNS, [args.prometheus_url]
-        )
-        if problem := url_problem(url, allowed):
-            report.problems.append(f"URLNotAllowed: {problem}; the bearer token was not read")
-            return _report(out, args, report)
-        try:
-            token = s.kube.secret_value(ns, ref.name, ref.key)
-        except (Missing, SecretNotLabelled) as exc:
-            report.problems.append(f"{type(exc).__name__}: {exc}")
-            return _report(out, args, report)
-        except ApiException as exc:
-            report.problems.append(str(cluster.api_error(exc, f"reading Secret {ref.name}")))
-            return _report(out, args, report)
+    if ref is None:
+        return None
+    patterns = args.allowed_url or parse_patterns(os.environ.get("RELEASEGUARD_ALLOWED_URLS"))
+    allowed = AllowList.of(
+        patterns if patterns is not None else DEFAULT_PATTERNS, [args.prometheus_url]
+    )
+    if problem := url_problem(report.prometheus_url, allowed):
+        report.problems.append(f"URLNotAllowed: {problem}; the bearer token was not read")
+        raise _CheckEnds
+    try:
+        return s.kube.secret_value(report.namespace, ref.name, ref.key)
+    except (Missing, SecretNotLabelled) as exc:
+        report.problems.append(f"{type(exc).__name__}: {exc}")
+    except ApiException as exc:
+        report.problems.append(str(cluster.api_error(exc, f"reading Secret {ref.name}")))
+    raise _CheckEnds
+
+
+def _observe(spec: GuardSpec, url: str, token: str | None) -> Observations:
+    """Every query of the guard, side by side and within one timeoutSeconds in all, as
+    the operator queries."""
+    from releaseguard.adapters.prometheus import Prometheus
+    from releaseguard.domain.observations import Observations
 
     queries = {f"m:{m.name}": m.query for m in spec.metrics}
     queries |= {f"b:{m.name}": m.baseline_query for m in spec.metrics if m.baseline_query}
     if spec.min_traffic is not None:
         queries["traffic"] = spec.min_traffic.query
-    # Side by side and within one timeoutSeconds in all, as the operator queries.
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="promql") as pool:
         prometheus = Prometheus(url, spec.prometheus.timeout_seconds, token, executor=pool)
         try:
             answers = prometheus.query_many(queries)
         finally:
             prometheus.close()
-    observations = Observations(
+    return Observations(
         metrics={m.name: answers[f"m:{m.name}"] for m in spec.metrics},
         baselines={m.name: answers[f"b:{m.name}"] for m in spec.metrics if m.baseline_query},
         traffic=answers.get("traffic"),
     )
-    report.queries = checking.query_checks(spec, observations)
 
-    kube = s.kube
+
+def _check_steps(
+    s: Session, spec: GuardSpec, status: Mapping[str, Any], report: checking.CheckReport
+) -> None:
+    from releaseguard.adapters import cluster as cluster_io
+    from releaseguard.adapters.kube import Missing
+
+    ns, kube = report.namespace, s.kube
     target = sets = None
     try:
-        target, sets, _ = kube.target_facts(ns, spec.target.deployment)
+        target, sets, _ = cluster_io.target(kube, ns, spec.target.deployment)
     except Missing as exc:
         report.problems.append(f"target: {exc} in namespace {ns}")
     except ApiException as exc:
         report.problems.append(str(cluster.api_error(exc, "reading the target")))
     try:
-        seen = kube.view_steps(ns, spec, _known_good(status), target, sets)  # type: ignore[arg-type]
+        seen = cluster_io.view_steps(kube, ns, spec, _known_good(status), target, sets)  # type: ignore[arg-type]
     except ApiException as exc:
         report.problems.append(str(cluster.api_error(exc, "reading the steps' objects")))
     else:
         report.steps = checking.step_checks(
             [v.readiness for v in seen], [v.object_ref for v in seen], status
         )
-    if not spec.steps:
-        report.notes.append("no steps: the guard detects and records, and changes nothing")
-    return _report(out, args, report)
 
 
 def _report(out: Console, args: argparse.Namespace, report: checking.CheckReport) -> int:
@@ -389,7 +425,7 @@ def cmd_undo(s: Session, args: argparse.Namespace, out: Console) -> int:
     change = views.describe_change(result.replaced, result.restored)
     message = f"{args.action_id} undone with kubectl releaseguard: {kind}/{name} {change}"
     try:
-        cluster.post_event(s, guard, "Normal", "ActionUndone", message)
+        cluster.post_event(s, guard, EventType.NORMAL, EventReason.ACTION_UNDONE, message)
     except PluginError as exc:
         # The write is done; say so, and that the record of it is missing.
         raise PluginError(f"{message}, but the Event recording it was not posted: {exc}") from exc

@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "all_namespaces", False) and args.namespace:
         parser.error("-A and -n do not go together")
     out = commands.console()
-    err = commands.Console(stderr=True, highlight=False, soft_wrap=True)
+    err = commands.Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     try:
         session = cluster.connect(args.kubeconfig, args.context, args.namespace)
         return COMMANDS[args.command](session, args, out)

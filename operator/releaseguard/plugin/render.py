@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from releaseguard.domain.conditions import ConditionType
 from releaseguard.plugin.checking import CheckReport
 from releaseguard.plugin.timeline import Timeline
 from releaseguard.plugin.views import ListRow, StatusView
@@ -62,6 +63,36 @@ def list_table(rows: Sequence[ListRow], all_namespaces: bool) -> RenderableType:
 
 
 def status_panel(view: StatusView, now: datetime) -> RenderableType:
+    parts: list[RenderableType] = [
+        _status_head(view),
+        Text(f"Time:      {now:%Y-%m-%d %H:%M:%S} UTC"),
+        _conditions_table(view),
+    ]
+    if view.metrics:
+        metrics = _table("METRIC", "VALUE", "BOUND", "VERDICT", "NOTE", title="\nLast evaluation")
+        for m in view.metrics:
+            metrics.add_row(m.name, m.value, m.bound, _styled(m.verdict, VERDICT_STYLE), m.message)
+        parts.append(metrics)
+    parts.append(_steps_table(view))
+    parts.append(_incident_table(view) if view.incident else Text("\nIncident:  none"))
+    if view.actions:
+        actions = _table(
+            "ID", "TYPE", "TARGET", "RESULT", "BEFORE → AFTER", "AGO", title="\nLast actions"
+        )
+        for a in view.actions:
+            style = "red" if a.result == "Failed" else ""
+            actions.add_row(a.id, a.type, a.target, Text(a.result, style=style), a.change, a.ago)
+        parts.append(actions)
+    tail = Text(f"\nKnown good: {view.known_good}")
+    if view.known_bad:
+        tail.append(f"\nKnown bad:  {'; '.join(view.known_bad)}")
+    if view.notifications:
+        tail.append(f"\nNotifications: {view.notifications}")
+    parts.append(tail)
+    return Group(*parts)
+
+
+def _status_head(view: StatusView) -> Text:
     head = Text.assemble(
         ("Name:      ", "bold"),
         f"{view.name}   ",
@@ -75,54 +106,34 @@ def status_panel(view: StatusView, now: datetime) -> RenderableType:
     )
     if view.message:
         head.append(f"\nMessage:   {view.message}")
-    parts: list[RenderableType] = [head, Text(f"Time:      {now:%Y-%m-%d %H:%M:%S} UTC")]
+    return head
 
+
+def _conditions_table(view: StatusView) -> Table:
     conditions = _table("CONDITION", "STATUS", "REASON", "SINCE", "MESSAGE", title="\nConditions")
     for c in view.conditions:
-        ok = (c.status == "True") != (c.type == "Breached")
+        ok = (c.status == "True") != (c.type == ConditionType.BREACHED)
         conditions.add_row(
             c.type, Text(c.status, style="green" if ok else "red"), c.reason, c.since, c.message
         )
-    parts.append(conditions)
+    return conditions
 
-    if view.metrics:
-        metrics = _table("METRIC", "VALUE", "BOUND", "VERDICT", "NOTE", title="\nLast evaluation")
-        for m in view.metrics:
-            metrics.add_row(m.name, m.value, m.bound, _styled(m.verdict, VERDICT_STYLE), m.message)
-        parts.append(metrics)
 
+def _steps_table(view: StatusView) -> Table:
     steps = _table("#", "STEP", "READY", "WHY", title="\nSteps (readiness)")
     for s in view.steps:
         steps.add_row(str(s.index), s.type, _yes_no(s.ready), s.why)
     if not view.steps:
         steps.add_row("-", "no steps: detection only", "", "")
-    parts.append(steps)
+    return steps
 
-    if view.incident:
-        incident = _table("", "", title="\nIncident")
-        incident.show_header = False
-        for label, value in view.incident.items():
-            incident.add_row(Text(label, style="bold"), value)
-        parts.append(incident)
-    else:
-        parts.append(Text("\nIncident:  none"))
 
-    if view.actions:
-        actions = _table(
-            "ID", "TYPE", "TARGET", "RESULT", "BEFORE → AFTER", "AGO", title="\nLast actions"
-        )
-        for a in view.actions:
-            style = "red" if a.result == "Failed" else ""
-            actions.add_row(a.id, a.type, a.target, Text(a.result, style=style), a.change, a.ago)
-        parts.append(actions)
-
-    tail = Text(f"\nKnown good: {view.known_good}")
-    if view.known_bad:
-        tail.append(f"\nKnown bad:  {'; '.join(view.known_bad)}")
-    if view.notifications:
-        tail.append(f"\nNotifications: {view.notifications}")
-    parts.append(tail)
-    return Group(*parts)
+def _incident_table(view: StatusView) -> Table:
+    incident = _table("", "", title="\nIncident")
+    incident.show_header = False
+    for label, value in view.incident.items():
+        incident.add_row(Text(label, style="bold"), value)
+    return incident
 
 
 def timeline_table(timeline: Timeline, name: str) -> RenderableType:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from releaseguard.domain.conditions import EventReason, EventType, step_reason
+from releaseguard.domain.models import ActionResult
 from releaseguard.plugin.views import (
     describe_change,
     incident_actions,
@@ -28,11 +30,11 @@ from releaseguard.plugin.views import (
 # show a time up to a second before the moment status recorded to the millisecond.
 EVENT_SLACK = timedelta(seconds=1)
 # Event reasons whose moment status records itself; kept only when status lacks it.
-_ACTION_EVENTS = ("StepApplied", "StepFailed", "StepDryRun")
+_ACTION_EVENTS = tuple(step_reason(result) for result in ActionResult)
 # Phase-change Events ("phase A -> B") that repeat a status entry.
-_PHASE_COVERED = {"Breaching": "confirmed", "Contained": "contained"}
+_PHASE_COVERED = {EventReason.BREACHING: "confirmed", EventReason.CONTAINED: "contained"}
 # Events that end an incident's window: the guard watches again after them.
-_CLOSING = ("Rearmed", "Watching")
+_CLOSING = (EventReason.REARMED, EventReason.WATCHING)
 _NEVER = datetime.min.replace(tzinfo=UTC)
 _WORD = re.compile(r"[\w.-]+")
 _REAPPLY = re.compile(r"-r\d+$")
@@ -115,7 +117,7 @@ def _event_entry(event: Mapping[str, Any]) -> Entry | None:
         str(event.get("reason", "")),
         text,
         "event",
-        warning=event.get("type") == "Warning",
+        warning=event.get("type") == EventType.WARNING,
     )
 
 
@@ -124,9 +126,9 @@ def _covered(event: Mapping[str, Any], kinds: set[str], action_ids: set[str]) ->
     message = str(event.get("message", ""))
     if reason in _ACTION_EVENTS:
         return message.split(" ", 1)[0] in action_ids
-    if reason == "BreachConfirmed":
+    if reason == EventReason.BREACH_CONFIRMED:
         return "confirmed" in kinds
-    if reason == "Recovered":
+    if reason == EventReason.RECOVERED:
         return "recovered" in kinds
     if reason in _PHASE_COVERED:
         return _PHASE_COVERED[reason] in kinds

@@ -96,6 +96,11 @@ def _map(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _text(item: Mapping[str, Any], key: str, missing: str = "") -> str:
+    """A field of an API object as text: `missing` when absent, str() of anything."""
+    return str(item.get(key, missing))
+
+
 def open_incident(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     incident = _map(status.get("incident"))
     return incident if incident and not incident.get("closed") else None
@@ -122,9 +127,21 @@ class ListRow:
     incident: str  # "#2 open 4m10s", "#2 closed", "-"
 
 
-def list_row(guard: Mapping[str, Any], now: datetime) -> ListRow:
+def _heading(guard: Mapping[str, Any]) -> dict[str, str]:
+    """What a list row and the status view both start with: which guard, its target,
+    its phase and the last verdict."""
     meta = _map(guard.get("metadata"))
-    spec = _map(guard.get("spec"))
+    status = _status(guard)
+    return {
+        "namespace": _text(meta, "namespace"),
+        "name": _text(meta, "name"),
+        "target": str(_map(_map(guard.get("spec")).get("target")).get("deployment", "")),
+        "phase": str(status.get("phase") or "Pending"),
+        "verdict": str(_map(status.get("lastEvaluation")).get("verdict") or "-"),
+    }
+
+
+def list_row(guard: Mapping[str, Any], now: datetime) -> ListRow:
     status = _status(guard)
     last = _map(status.get("lastEvaluation"))
     incident = _map(status.get("incident"))
@@ -136,11 +153,7 @@ def list_row(guard: Mapping[str, Any], now: datetime) -> ListRow:
         shown = f"#{incident.get('number', '?')} open {ago(incident.get('detectedAt'), now)}"
     breaches = last.get("consecutiveBreaches")
     return ListRow(
-        namespace=str(meta.get("namespace", "")),
-        name=str(meta.get("name", "")),
-        target=str(_map(spec.get("target")).get("deployment", "")),
-        phase=str(status.get("phase") or "Pending"),
-        verdict=str(last.get("verdict") or "-"),
+        **_heading(guard),
         breaches=breaches if isinstance(breaches, int) else None,
         last_action=short(status.get("lastAction") or "-", 80),
         incident=shown,
@@ -260,10 +273,10 @@ def _step_lines(spec: GuardSpec | None, status: Mapping[str, Any]) -> list[StepL
 
 def action_line(action: Mapping[str, Any], now: datetime) -> ActionLine:
     return ActionLine(
-        id=str(action.get("id", "?")),
-        type=str(action.get("type", "?")),
-        target=str(action.get("target", "")),
-        result=str(action.get("result", "")),
+        id=_text(action, "id", "?"),
+        type=_text(action, "type", "?"),
+        target=_text(action, "target"),
+        result=_text(action, "result"),
         change=short(describe_change(action.get("before"), action.get("after")), 200),
         ago=ago(action.get("time"), now),
         reason=short(action.get("message") or action.get("reason") or ""),
@@ -293,70 +306,69 @@ def _incident_lines(incident: Mapping[str, Any], now: datetime) -> dict[str, str
 
 
 def status_view(guard: Mapping[str, Any], now: datetime) -> StatusView:
-    meta = _map(guard.get("metadata"))
     spec = _map(guard.get("spec"))
     status = _status(guard)
     last = _map(status.get("lastEvaluation"))
-    conditions = [
-        ConditionLine(
-            type=str(c.get("type", "")),
-            status=str(c.get("status", "")),
-            reason=str(c.get("reason", "")),
-            message=short(c.get("message", "")),
-            since=ago(c.get("lastTransitionTime"), now),
-        )
-        for c in _list(status.get("conditions"))
-    ]
-    metrics = [
-        MetricLine(
-            name=str(m.get("name", "")),
-            verdict=str(m.get("verdict", "")),
-            value=_number(m.get("value")),
-            bound=bound_text(m),
-            message=short(m.get("message", "")),
-        )
-        for m in _list(last.get("metrics"))
-    ]
     actions = _list(status.get("actions"))[-LAST_ACTIONS:]
-    good = _map(status.get("lastKnownGood"))
-    known_good = (
-        f"revision {good.get('revision', '?')} ({_value(good.get('images') or [])})"
-        if good
-        else "none recorded yet"
-    )
-    known_bad = [
-        f"{b.get('hash', '?')} ({_value(b.get('images') or [])}, incident {b.get('incident', '?')})"
-        for b in _list(status.get("knownBad"))
-    ]
-    notes = _map(status.get("notifications"))
-    notifications = ""
-    if notes:
-        notifications = ", ".join(
-            f"{k} {notes[k]}" for k in ("sent", "failed", "pending") if notes.get(k) is not None
-        )
-        if notes.get("lastError"):
-            notifications += f"; last error: {short(notes['lastError'], 200)}"
     model = parse_spec(spec)
     count = last.get("consecutiveBreaches")
     wanted = model.consecutive_breaches if model is not None else "?"
     return StatusView(
-        namespace=str(meta.get("namespace", "")),
-        name=str(meta.get("name", "")),
-        target=str(_map(spec.get("target")).get("deployment", "")),
-        phase=str(status.get("phase") or "Pending"),
+        **_heading(guard),
         message=short(status.get("message") or ""),
-        verdict=str(last.get("verdict") or "-"),
         breaches=f"{count} of {wanted}" if isinstance(count, int) else "-",
         evaluated=ago(last.get("time"), now) + " ago" if last.get("time") else "not yet",
-        conditions=conditions,
-        metrics=metrics,
+        conditions=[_condition_line(c, now) for c in _list(status.get("conditions"))],
+        metrics=[_metric_line(m) for m in _list(last.get("metrics"))],
         steps=_step_lines(model, status),
         incident=_incident_lines(_map(status.get("incident")), now),
         actions=[action_line(a, now) for a in reversed(actions)],
-        known_good=known_good,
-        known_bad=known_bad,
-        notifications=notifications,
+        known_good=_known_good_text(_map(status.get("lastKnownGood"))),
+        known_bad=[_known_bad_text(b) for b in _list(status.get("knownBad"))],
+        notifications=_notifications_text(_map(status.get("notifications"))),
     )
+
+
+def _condition_line(condition: Mapping[str, Any], now: datetime) -> ConditionLine:
+    return ConditionLine(
+        type=_text(condition, "type"),
+        status=_text(condition, "status"),
+        reason=_text(condition, "reason"),
+        message=short(condition.get("message", "")),
+        since=ago(condition.get("lastTransitionTime"), now),
+    )
+
+
+def _metric_line(metric: Mapping[str, Any]) -> MetricLine:
+    return MetricLine(
+        name=_text(metric, "name"),
+        verdict=_text(metric, "verdict"),
+        value=_number(metric.get("value")),
+        bound=bound_text(metric),
+        message=short(metric.get("message", "")),
+    )
+
+
+def _known_good_text(good: Mapping[str, Any]) -> str:
+    if not good:
+        return "none recorded yet"
+    return f"revision {good.get('revision', '?')} ({_value(good.get('images') or [])})"
+
+
+def _known_bad_text(bad: Mapping[str, Any]) -> str:
+    images = _value(bad.get("images") or [])
+    return f"{bad.get('hash', '?')} ({images}, incident {bad.get('incident', '?')})"
+
+
+def _notifications_text(notes: Mapping[str, Any]) -> str:
+    if not notes:
+        return ""
+    text = ", ".join(
+        f"{k} {notes[k]}" for k in ("sent", "failed", "pending") if notes.get(k) is not None
+    )
+    if notes.get("lastError"):
+        text += f"; last error: {short(notes['lastError'], 200)}"
+    return text
 
 
 def list_rows(guards: Sequence[Mapping[str, Any]], now: datetime) -> list[ListRow]:
