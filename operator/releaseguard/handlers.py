@@ -100,7 +100,10 @@ def _generation(meta: kopf.Meta) -> int:
 
 
 def _target_name(spec: Any) -> str | None:
-    name = (spec.get("target") or {}).get("deployment")
+    """The Deployment a spec names; None for anything else (never raises: it runs on
+    the daemon's loop, outside the evaluation's error handling)."""
+    target = spec.get("target")
+    name = target.get("deployment") if isinstance(target, Mapping) else None
     return name if isinstance(name, str) and name else None
 
 
@@ -129,6 +132,27 @@ async def _pause(stopped: kopf.DaemonStopped, deleted: asyncio.Event, seconds: f
     finally:
         for wait in waits:
             wait.cancel()
+
+
+async def _evaluate_once(
+    work: Callable[[], TickResult],
+    clock: Callable[[], float],
+    due: float,
+    body: kopf.Body,
+    logger: kopf.Logger,
+) -> TickResult | None:
+    """One evaluation in a worker thread, its Events posted; None when it failed (one
+    bad guard or a flaky API must not kill its daemon: the next interval retries)."""
+    metrics.EVALUATIONS.inc()
+    try:
+        result = await asyncio.to_thread(_timed, clock, due, work)
+    except Exception:
+        metrics.EVALUATION_ERRORS.inc()
+        logger.exception("evaluation failed; retrying next interval")
+        return None
+    for event in result.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    return result
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
@@ -167,22 +191,15 @@ async def guard_daemon(
         due = loop.time()
         while not stopped and not deleted.is_set():
             guard = GuardRef(namespace, name, uid, _generation(meta), created)
-            try:
-                # spec and annotations are snapshot here, on the loop that updates them.
-                interest.follow(_target_name(spec))
-                work = functools.partial(
-                    evaluate, guard, dict(spec), dict(meta.annotations), status, stored
-                )
-                metrics.EVALUATIONS.inc()
-                result = await asyncio.to_thread(_timed, loop.time, due, work)
-            except Exception:  # one bad guard or a flaky API must not kill its daemon
-                metrics.EVALUATION_ERRORS.inc()
-                logger.exception("evaluation failed; retrying next interval")
-                delay: float | None = None
-            else:
+            # spec and annotations are snapshot here, on the loop that updates them.
+            interest.follow(_target_name(spec))
+            work = functools.partial(
+                evaluate, guard, dict(spec), dict(meta.annotations), status, stored
+            )
+            result = await _evaluate_once(work, loop.time, due, body, logger)
+            delay: float | None = None
+            if result is not None:
                 status, stored, delay = result.status, result.stored, result.next_delay
-                for event in result.events:
-                    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             # Sooner while a breach is being confirmed: domain.confirmation decides.
             due += _interval(spec) if delay is None else delay
             if due < loop.time():  # running late: skip the missed ticks instead of bursting

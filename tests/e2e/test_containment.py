@@ -15,9 +15,9 @@ from waiting import wait_until
 MARKER = "releaseguard.io/action"
 
 
-def bad_metric(exporter: Any, namespace: str) -> str:
-    """Make the guard's one metric breach; return its query."""
-    exporter.set("rg_error_ratio", 0.5, {"guard": namespace})
+def bad_metric(exporter: Any, namespace: str, value: float = 0.5) -> str:
+    """Make the guard's one metric breach (0.5 > 0.1); return its query."""
+    exporter.set("rg_error_ratio", value, {"guard": namespace})
     return f'max(rg_error_ratio{{guard="{namespace}"}})'
 
 

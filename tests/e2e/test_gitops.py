@@ -20,6 +20,8 @@ from chart import render
 from kubernetes import client as k8s
 from objects import Objects, condition
 from reconciler import ARGO, Reconciler
+from test_containment import bad_metric
+from test_containment import spec as containment_spec
 from test_security import author, created_after_grant, minimal  # noqa: F401 (the fixture)
 
 from conftest import extra_namespace
@@ -49,22 +51,10 @@ CANARY = {
 FLAG = {"type": "FeatureFlag", "featureFlag": {"configMap": "flags", "key": "f", "value": "off"}}
 
 
-def bad_metric(exporter: Any, namespace: str) -> str:
-    exporter.set("rg_error_ratio", 0.5, {"guard": namespace})
-    return f'max(rg_error_ratio{{guard="{namespace}"}})'
-
-
 def spec(query: str, steps: list[dict], **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "target": {"deployment": "app"},
-        "intervalSeconds": 1,
-        "consecutiveBreaches": 1,
-        "escalateAfterSeconds": 600,
-        "metrics": [{"name": "error-rate", "query": query, "max": 0.1}],
-        "steps": steps,
-    }
-    body.update(extra)
-    return body
+    """test_containment's guard, escalating only after 10 minutes: these tests see the
+    re-applies, not an escalation by time."""
+    return containment_spec(query, steps, **{"escalateAfterSeconds": 600, **extra})
 
 
 def dump(objs: Objects) -> str:

@@ -10,28 +10,11 @@ from typing import Any
 
 from kubernetes import client as k8s
 from objects import GROUP, PLURAL, TIMEOUT, VERSION, Objects, condition, deployment_available
+from test_containment import bad_metric, spec
 
 from waiting import wait_until
 
 MARKER = "releaseguard.io/action"
-
-
-def breaching(exporter: Any, namespace: str, value: float = 0.5) -> str:
-    exporter.set("rg_error_ratio", value, {"guard": namespace})
-    return f'max(rg_error_ratio{{guard="{namespace}"}})'
-
-
-def spec(query: str, steps: list[dict], **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "target": {"deployment": "app"},
-        "intervalSeconds": 1,
-        "consecutiveBreaches": 1,
-        "escalateAfterSeconds": 300,
-        "metrics": [{"name": "error-rate", "query": query, "max": 0.1}],
-        "steps": steps,
-    }
-    body.update(extra)
-    return body
 
 
 def canary(weight: int = 0) -> dict[str, Any]:
@@ -88,7 +71,7 @@ def test_status_reset_then_a_new_incident_writes_again_with_a_positive_ttc(
     objs = Objects(cluster.api, namespace)
     objs.create_deployment("app", "registry.local/app:1")
     objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
-    objs.create_guard("g", spec(breaching(exporter, namespace), [canary()]))
+    objs.create_guard("g", spec(bad_metric(exporter, namespace), [canary()]))
     first = run_operator(namespace)
     wait_status(objs, "g", lambda s: s.get("phase") == "Contained")
     first.stop()
@@ -138,7 +121,7 @@ def test_rollback_previous_after_someone_elses_change_never_restores_the_breachi
         describe="revision 2",
     )
     rollback = {"type": "Rollback", "rollback": {"toRevision": "Previous"}}
-    objs.create_guard("g", spec(breaching(exporter, namespace), [rollback]))
+    objs.create_guard("g", spec(bad_metric(exporter, namespace), [rollback]))
     # Between the guard's read and its write someone else ships app:3: the write gets a
     # 409, and a "Previous" recomputed on the redo would be app:2, the release that breached.
     run_operator(namespace, faults=["--conflict-once", "--conflict-image", "registry.local/app:3"])
@@ -171,7 +154,7 @@ def test_two_guards_over_one_route_both_show_conflict_and_only_the_older_acts(
     objs = Objects(cluster.api, namespace)
     objs.create_deployment("app", "registry.local/app:1")
     objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
-    query = breaching(exporter, namespace)
+    query = bad_metric(exporter, namespace)
     # Created in this order; within one second of each other the name decides, and
     # "first" sorts first too (domain/ownership.py).
     objs.create_guard("first", spec(query, [canary(0)]))
@@ -202,7 +185,7 @@ def test_two_guards_writing_different_fields_of_one_object_keep_both_markers(
     objs = Objects(cluster.api, namespace)
     objs.create_deployment("app", "registry.local/app:1")
     objs.create_config_map("flags", {"a": "on", "b": "on"})
-    query = breaching(exporter, namespace)
+    query = bad_metric(exporter, namespace)
     for key in ("a", "b"):
         flag = {"configMap": "flags", "key": key, "value": "off"}
         objs.create_guard(f"g-{key}", spec(query, [{"type": "FeatureFlag", "featureFlag": flag}]))
@@ -224,7 +207,7 @@ def test_events_of_an_action_adopted_after_a_sigkill_are_posted_once(
     objs = Objects(cluster.api, namespace)
     objs.create_deployment("app", "registry.local/app:1")
     objs.create_http_route("checkout", {"checkout-v1": 90, "checkout-v2": 10})
-    objs.create_guard("g", spec(breaching(exporter, namespace), [canary()]))
+    objs.create_guard("g", spec(bad_metric(exporter, namespace), [canary()]))
     doomed = run_operator(namespace, faults=["--kill-after-write"])
     wait_until(lambda: not doomed.alive(), timeout=60, describe=doomed.log_tail)
     # Killed after the step's write: the status has the incident and no action yet.

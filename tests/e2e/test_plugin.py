@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from objects import Objects, condition
+from test_containment import spec
 
 from waiting import wait_until
 
@@ -56,19 +57,6 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def guard_spec(query: str, steps: list[dict], **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "target": {"deployment": "app"},
-        "intervalSeconds": 1,
-        "consecutiveBreaches": 1,
-        "escalateAfterSeconds": 300,
-        "metrics": [{"name": "error-rate", "query": query, "max": 0.1}],
-        "steps": steps,
-    }
-    body.update(extra)
-    return body
-
-
 SCALE = {"type": "Scale", "scale": {"deployment": "consumer", "replicas": 0}}
 
 
@@ -80,7 +68,7 @@ def scale_guard(cluster: Any, namespace: str, exporter: Any, error: float) -> tu
     objs.create_deployment("consumer", "registry.local/consumer:1", replicas=2)
     query = f'max(rg_error_ratio{{guard="{namespace}"}})'
     exporter.set("rg_error_ratio", error, {"guard": namespace})
-    objs.create_guard("g", guard_spec(query, [SCALE]))
+    objs.create_guard("g", spec(query, [SCALE]))
     return objs, query
 
 
@@ -177,7 +165,7 @@ def test_undo_refuses_a_rollback_and_says_what_to_do(cluster, namespace, exporte
     objs.create_deployment("app", "registry.local/app:1")
     query = f'max(rg_error_ratio{{guard="{namespace}"}})'
     exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
-    objs.create_guard("g", guard_spec(query, [{"type": "Rollback"}], knownGoodAfterSeconds=2))
+    objs.create_guard("g", spec(query, [{"type": "Rollback"}], knownGoodAfterSeconds=2))
     run_operator(namespace)
     wait_until(
         lambda: condition(objs.status("g"), "RollbackReady").get("status") == "True",
@@ -210,11 +198,11 @@ def test_check_exit_codes_good_bad_query_missing_object_and_usage(cluster, names
     query = f'max(rg_error_ratio{{guard="{namespace}"}})'
     exporter.set("rg_error_ratio", 0.02, {"guard": namespace})
     prometheus_url = cluster.info.prometheus_url
-    objs.create_guard("good", guard_spec(query, [SCALE]))
-    objs.create_guard("badql", guard_spec("sum(rate(x[1m]", [SCALE]))
-    objs.create_guard("several", guard_spec("rg_error_ratio", [SCALE]))
+    objs.create_guard("good", spec(query, [SCALE]))
+    objs.create_guard("badql", spec("sum(rate(x[1m]", [SCALE]))
+    objs.create_guard("several", spec("rg_error_ratio", [SCALE]))
     missing_step = {"type": "Scale", "scale": {"deployment": "nope", "replicas": 0}}
-    objs.create_guard("missing", guard_spec(query, [missing_step]))
+    objs.create_guard("missing", spec(query, [missing_step]))
     before = objs.deployment("consumer")["metadata"]["generation"]
 
     def check(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -264,7 +252,7 @@ def test_check_a_file_never_applied(cluster, namespace, exporter, tmp_path):
         "apiVersion": "releaseguard.io/v1alpha1",
         "kind": "ReleaseGuard",
         "metadata": {"name": "fresh"},
-        "spec": guard_spec(query, [SCALE, {"type": "Rollback"}]),
+        "spec": spec(query, [SCALE, {"type": "Rollback"}]),
     }
     good = tmp_path / "guard.yaml"
     good.write_text(yaml.safe_dump(manifest))
@@ -312,8 +300,8 @@ def test_check_applies_the_allow_list_and_secret_label_before_using_a_token(
     exporter.set("rg_error_ratio", 0.0, {"guard": namespace})
     url = cluster.info.prometheus_url
     ref = {"name": "prom-token", "key": "token"}
-    spec = guard_spec(query, [], prometheus={"url": url, "bearerTokenSecretRef": ref})
-    objs.create_guard("g", spec)
+    body = spec(query, [], prometheus={"url": url, "bearerTokenSecretRef": ref})
+    objs.create_guard("g", body)
     secret = {"metadata": {"name": "prom-token"}, "stringData": {"token": "t0ken"}}
     objs.core.create_namespaced_secret(namespace, secret)
     allowed = ["--allowed-url", "^http://127\\.0\\.0\\.1:"]

@@ -424,19 +424,7 @@ class Bench:
             say(f"still alive after SIGKILL: {left}")
         (self.info.targets_dir / f"{self.exporter.name}.json").unlink(missing_ok=True)
         self.exporter.close()
-        custom = self.objs.custom
-        try:
-            for guard in custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)[
-                "items"
-            ]:
-                custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.ns,
-                    PLURAL,
-                    guard["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
+        try:  # guards hold no finalizer: the namespace goes with them
             client.CoreV1Api(self.api).delete_namespace(self.ns)
         except ApiException as exc:
             if exc.status != 404:

@@ -514,19 +514,7 @@ class Bench:
         left = processes.stop_groups(self.pids)
         if left:
             say(f"still alive after SIGKILL: {left}")
-        custom = self.objs.custom
-        try:
-            for guard in custom.list_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL)[
-                "items"
-            ]:
-                custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.ns,
-                    PLURAL,
-                    guard["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
+        try:  # guards hold no finalizer: the namespace goes with them
             client.CoreV1Api(self.api).delete_namespace(self.ns)
         except ApiException as exc:
             if exc.status != 404:

@@ -45,16 +45,16 @@ def gateway_api_crds(cache: Path, version: str) -> Path:
     return target
 
 
-def _gateway_documents(version: str) -> list[str]:
+def _go_mod_download(what: str, module: str, version: str) -> dict[str, str]:
+    """`go mod download -json module@version` (from the module proxy, into Go's module
+    cache), outside any go.mod: its JSON answer, with Dir or Zip. Raises when it failed."""
     go = shutil.which("go")
     if go is None:
-        raise DevclusterError(
-            f"gateway-api: `go` is needed once to download {GATEWAY_MODULE}@{version}"
-        )
+        raise DevclusterError(f"{what}: `go` is needed once to download {module}@{version}")
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
-    with tempfile.TemporaryDirectory() as scratch:  # outside any go.mod
+    with tempfile.TemporaryDirectory() as scratch:
         result = subprocess.run(
-            [go, "mod", "download", "-json", f"{GATEWAY_MODULE}@{version}"],
+            [go, "mod", "download", "-json", f"{module}@{version}"],
             capture_output=True,
             text=True,
             cwd=scratch,
@@ -66,6 +66,15 @@ def _gateway_documents(version: str) -> list[str]:
         info = json.loads(result.stdout)
     except json.JSONDecodeError:
         info = {}
+    if not isinstance(info, dict) or not (info.get("Dir") or info.get("Zip")):
+        raise DevclusterError(
+            f"{what}: `go mod download {module}@{version}` failed:\n{result.stdout}{result.stderr}"
+        )
+    return info
+
+
+def _gateway_documents(version: str) -> list[str]:
+    info = _go_mod_download("gateway-api", GATEWAY_MODULE, version)
     if info.get("Dir"):
         files = sorted((Path(info["Dir"]) / GATEWAY_CRD_DIR).glob("*.yaml"))
         docs = [path.read_text() for path in files]
@@ -79,10 +88,7 @@ def _gateway_documents(version: str) -> list[str]:
             )
             docs = [archive.read(n).decode() for n in names]
     else:
-        raise DevclusterError(
-            f"gateway-api: `go mod download {GATEWAY_MODULE}@{version}` failed:\n"
-            f"{result.stdout}{result.stderr}"
-        )
+        raise DevclusterError(f"gateway-api: `go mod download` gave no Dir or Zip: {info}")
     if not docs:
         raise DevclusterError(f"gateway-api: no CRDs under {GATEWAY_CRD_DIR} in {version}")
     return docs
@@ -95,34 +101,14 @@ def argocd_application_crd(cache: Path, version: str) -> Path:
     target = cache / "argo-cd" / version / "application-crd.yaml"
     if target.is_file():
         return target
-    go = shutil.which("go")
-    if go is None:
-        raise DevclusterError(f"argo-cd: `go` is needed once to download {ARGOCD_MODULE}@{version}")
-    env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
-    with tempfile.TemporaryDirectory() as scratch:  # outside any go.mod
-        result = subprocess.run(
-            [go, "mod", "download", "-json", f"{ARGOCD_MODULE}@{version}"],
-            capture_output=True,
-            text=True,
-            cwd=scratch,
-            env=env,
-            timeout=300,
-            check=False,
-        )
-    try:
-        info = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        info = {}
+    info = _go_mod_download("argo-cd", ARGOCD_MODULE, version)
     if info.get("Dir") and (Path(info["Dir"]) / ARGOCD_CRD).is_file():
         text = (Path(info["Dir"]) / ARGOCD_CRD).read_text()
     elif info.get("Zip"):
         with zipfile.ZipFile(info["Zip"]) as archive:
             text = archive.read(f"{ARGOCD_MODULE}@{version}/{ARGOCD_CRD}").decode()
     else:
-        raise DevclusterError(
-            f"argo-cd: `go mod download {ARGOCD_MODULE}@{version}` failed:\n"
-            f"{result.stdout}{result.stderr}"
-        )
+        raise DevclusterError(f"argo-cd: `go mod download` gave no Dir or Zip: {info}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(text)

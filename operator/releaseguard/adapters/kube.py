@@ -73,32 +73,21 @@ class Kube:
                 ),
             )
 
+        def typed(api: Any, kind: str) -> _Resource:
+            """A typed API's read_namespaced_<kind> and replace_namespaced_<kind>."""
+            read = getattr(api, f"read_namespaced_{kind}")
+            replace = getattr(api, f"replace_namespaced_{kind}")
+            return _Resource(
+                lambda ns, name, **kw: read(name, ns, **kw),
+                lambda ns, name, body, **kw: replace(name, ns, body, **kw),
+            )
+
         # One read/replace per resource kind: every step kind writes one of these.
         self._kinds: dict[str, _Resource] = {
-            "ConfigMap": _Resource(
-                lambda ns, name, **kw: self.core.read_namespaced_config_map(name, ns, **kw),
-                lambda ns, name, body, **kw: self.core.replace_namespaced_config_map(
-                    name, ns, body, **kw
-                ),
-            ),
-            "Service": _Resource(
-                lambda ns, name, **kw: self.core.read_namespaced_service(name, ns, **kw),
-                lambda ns, name, body, **kw: self.core.replace_namespaced_service(
-                    name, ns, body, **kw
-                ),
-            ),
-            "Deployment": _Resource(
-                lambda ns, name, **kw: self.apps.read_namespaced_deployment(name, ns, **kw),
-                lambda ns, name, body, **kw: self.apps.replace_namespaced_deployment(
-                    name, ns, body, **kw
-                ),
-            ),
-            "Secret": _Resource(
-                lambda ns, name, **kw: self.core.read_namespaced_secret(name, ns, **kw),
-                lambda ns, name, body, **kw: self.core.replace_namespaced_secret(
-                    name, ns, body, **kw
-                ),
-            ),
+            "ConfigMap": typed(self.core, "config_map"),
+            "Service": typed(self.core, "service"),
+            "Deployment": typed(self.apps, "deployment"),
+            "Secret": typed(self.core, "secret"),
             "HTTPRoute": custom(*GATEWAY),
             "Application": custom(*ARGOCD),
         }
