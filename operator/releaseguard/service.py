@@ -28,6 +28,7 @@ from releaseguard.adapters.kube import Kube
 from releaseguard.adapters.notify import Notifier, SinkProblem, Sinks
 from releaseguard.adapters.prometheus import Prometheus, PrometheusPool
 from releaseguard.adapters.targets import TargetCache
+from releaseguard.domain import steps
 from releaseguard.domain.allowlist import DEFAULT_PATTERNS, AllowList, url_problem
 from releaseguard.domain.announce import ANNOUNCED_REASONS, mark_announced, pending_announcements
 from releaseguard.domain.applicability import StepView, recovered_records
@@ -46,7 +47,7 @@ from releaseguard.domain.guard import (
     record_action,
 )
 from releaseguard.domain.identity import incident_recorded
-from releaseguard.domain.models import GuardSpec, GuardStatus, Phase, StepReadiness, StepType
+from releaseguard.domain.models import GuardSpec, GuardStatus, Phase, StepReadiness
 from releaseguard.domain.notifications import moments, record_owed, settle
 from releaseguard.domain.observations import Observations
 from releaseguard.domain.ownership import (
@@ -59,7 +60,6 @@ from releaseguard.domain.ownership import (
 )
 from releaseguard.domain.plan import Apply
 from releaseguard.domain.reverts import undone_without_managers
-from releaseguard.domain.rollback_target import planned_target
 from releaseguard.domain.salvage import salvage_message, salvage_status
 from releaseguard.domain.writes import Stored, actions_recorded, must_write
 
@@ -496,8 +496,8 @@ class GuardService:
         # A Rollback restores the target it was planned with, on every retry.
         view = views[plan.index]
         pinned = None
-        if view.step.type is StepType.ROLLBACK and isinstance(view.change, Change):
-            pinned = planned_target(view.change.after)
+        if isinstance(view.change, Change):
+            pinned = steps.kind_of(view.step).pinned(view.change)
         started = time.perf_counter()
         record = cluster_io.apply_step(
             self.kube,

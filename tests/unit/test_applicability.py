@@ -17,9 +17,10 @@ from releaseguard.domain.applicability import (
     object_ref,
 )
 from releaseguard.domain.availability import rollout_complete
-from releaseguard.domain.changes import Change, NotApplicable, feature_flag_change
+from releaseguard.domain.changes import Change, NotApplicable
 from releaseguard.domain.identity import MARKER, MarkerEntry, with_marker
 from releaseguard.domain.models import ActionResult, Blocker, Incident, StepType
+from releaseguard.domain.steps.feature_flag import feature_flag_change
 
 INCIDENT = Incident(number=2, detected_at=T0, uid="inc-2")
 ACTION = Action(

@@ -7,15 +7,9 @@ import pytest
 from releaseguard.domain.changes import (
     Change,
     NotApplicable,
-    blue_green_change,
-    canary_weight_change,
     current_replica_set,
-    feature_flag_change,
     images_of,
     irreversible_reason,
-    redistribute,
-    rollback_change,
-    scale_change,
 )
 from releaseguard.domain.models import (
     Blocker,
@@ -27,6 +21,11 @@ from releaseguard.domain.models import (
     RollbackTarget,
     ScaleStep,
 )
+from releaseguard.domain.steps.blue_green import blue_green_change
+from releaseguard.domain.steps.canary_weight import canary_weight_change, redistribute
+from releaseguard.domain.steps.feature_flag import feature_flag_change
+from releaseguard.domain.steps.rollback import rollback_change
+from releaseguard.domain.steps.scale import scale_change
 from unit.builders import (
     T0,
     backend,

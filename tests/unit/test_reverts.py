@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from releaseguard.domain.changes import canary_weight_change
 from releaseguard.domain.gitops import FLUX_RECONCILE, with_flux_paused
 from releaseguard.domain.guard import Decision, TickInput, decide
 from releaseguard.domain.models import (
@@ -39,6 +38,7 @@ from releaseguard.domain.reverts import (
     reapply_number,
     step_undone,
 )
+from releaseguard.domain.steps.canary_weight import canary_weight_change
 from unit.builders import (
     BREACHING,
     RELEASE_A,

@@ -1,6 +1,6 @@
 """A Rollback never restores a template that breached, and keeps its planned target."""
 
-from releaseguard.domain.changes import NotApplicable, rollback_change
+from releaseguard.domain.changes import NotApplicable
 from releaseguard.domain.models import (
     Blocker,
     GuardStatus,
@@ -13,6 +13,7 @@ from releaseguard.domain.models import (
     Verdict,
 )
 from releaseguard.domain.rollback_target import MAX_BREACHED, breached_templates, planned_target
+from releaseguard.domain.steps.rollback import rollback_change
 from unit.builders import T0, at, deployment, replica_set
 
 PREVIOUS = RollbackStep(to_revision=RollbackTarget.PREVIOUS)

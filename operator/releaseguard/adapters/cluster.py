@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
-from releaseguard.domain import applicability, changes
+from releaseguard.domain import applicability, changes, steps
 from releaseguard.domain.applicability import Action, StepView, Surroundings
 from releaseguard.domain.availability import target_facts
 from releaseguard.domain.changes import Obj
@@ -38,7 +38,6 @@ from releaseguard.domain.models import (
     GuardSpec,
     GuardStatus,
     Step,
-    StepType,
 )
 
 log = logging.getLogger(__name__)
@@ -142,7 +141,7 @@ def view_step(
     pinned_hash: str | None = None,
 ) -> StepView:
     """Read the step's object (and what decides whether it applies) and ask the domain."""
-    if step.type is StepType.ROLLBACK:
+    if steps.kind_of(step).on_target:
         if target_obj is None or target_sets is None:
             target_obj = cluster.read(ns, "Deployment", spec.target.deployment)
             target_sets = cluster.replica_sets(ns, target_obj)
@@ -153,8 +152,7 @@ def view_step(
     kind, name = applicability.object_of(step, spec)
     obj = cluster.read(ns, kind, name)
     around = Surroundings()
-    if step.blue_green is not None:
-        selector = applicability.stable_selector(step.blue_green, obj)
+    if (selector := steps.ready_pods_selector(step, obj)) is not None:
         around = Surroundings(ready_pods=cluster.ready_pods(ns, selector))
     return applicability.view(index, step, spec, status, obj, around, pinned_hash)
 

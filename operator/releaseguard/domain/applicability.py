@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from releaseguard.domain import changes
+from releaseguard.domain import changes, steps
 from releaseguard.domain.changes import Change, NotApplicable, Obj
 from releaseguard.domain.gitops import with_flux_paused
 from releaseguard.domain.identity import (
@@ -31,7 +31,6 @@ from releaseguard.domain.models import (
     ActionRecord,
     ActionResult,
     Blocker,
-    BlueGreenStep,
     GuardSpec,
     GuardStatus,
     Incident,
@@ -40,6 +39,8 @@ from releaseguard.domain.models import (
     StepType,
 )
 from releaseguard.domain.rollback_target import breached_templates
+from releaseguard.domain.steps import Context
+from releaseguard.domain.steps import Surroundings as Surroundings
 
 ADOPTED = "recorded from the object's releaseguard.io/action marker"
 DRY_RUN = "dry run: nothing was changed"
@@ -47,15 +48,7 @@ DRY_RUN = "dry run: nothing was changed"
 
 def object_of(step: Step, spec: GuardSpec) -> tuple[str, str]:
     """The kind and name of the object the step writes (in the guard's namespace)."""
-    if step.feature_flag is not None:
-        return "ConfigMap", step.feature_flag.config_map
-    if step.canary_weight is not None:
-        return "HTTPRoute", step.canary_weight.http_route
-    if step.scale is not None:
-        return "Deployment", step.scale.deployment
-    if step.blue_green is not None:
-        return "Service", step.blue_green.service
-    return "Deployment", spec.target.deployment
+    return steps.object_of(step, spec.target.deployment)
 
 
 def object_ref(step: Step, spec: GuardSpec) -> str:
@@ -63,27 +56,11 @@ def object_ref(step: Step, spec: GuardSpec) -> str:
     return "/".join(object_of(step, spec))
 
 
-def stable_selector(step: BlueGreenStep, service: Obj) -> dict[str, str]:
-    """The pods the Service would select once switched to the stable colour."""
-    selector = dict((service.get("spec") or {}).get("selector") or {})
-    selector[step.selector_key] = step.stable_value
-    return selector
-
-
 def rollout_started(target: Obj, replica_sets: Sequence[Obj]) -> str | None:
     """When the target's current revision was created: a Job that succeeded since then
     changed state under it (spec.irreversibleChanges.jobs)."""
     current = changes.current_replica_set(target, replica_sets)
     return current["metadata"].get("creationTimestamp") if current else None
-
-
-@dataclass(frozen=True)
-class Surroundings:
-    """What, besides the object itself, decides whether a step applies."""
-
-    replica_sets: Sequence[Obj] = ()  # Rollback: the target's ReplicaSets
-    ready_pods: int = 0  # BlueGreen: Ready pods of the stable colour
-    succeeded_jobs: Sequence[str] = ()  # Rollback: declared Jobs that succeeded since
 
 
 def step_change(
@@ -98,26 +75,13 @@ def step_change(
 
     `pinned_hash`: for a Rollback being applied, the target fixed when it was planned
     (domain/rollback_target.py)."""
-    if step.feature_flag is not None:
-        return changes.feature_flag_change(step.feature_flag, obj)
-    if step.canary_weight is not None:
-        return changes.canary_weight_change(step.canary_weight, obj)
-    if step.scale is not None:
-        return changes.scale_change(step.scale, obj)
-    if step.blue_green is not None:
-        return changes.blue_green_change(step.blue_green, obj, around.ready_pods)
-    assert step.rollback is not None
-    current = changes.current_replica_set(obj, around.replica_sets)
-    current_hash = changes.template_hash(current) if current else ""
-    return changes.rollback_change(
-        step.rollback,
-        obj,
-        around.replica_sets,
-        status.last_known_good,
-        changes.irreversible_reason(obj, around.succeeded_jobs),
-        avoid=breached_templates(status, current_hash),
+    ctx = Context(
+        around=around,
+        known_good=status.last_known_good,
+        breached=lambda current_hash: breached_templates(status, current_hash),
         pinned_hash=pinned_hash,
     )
+    return steps.change(step, obj, ctx)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
 
-from releaseguard.domain.bounds import bounded
+from releaseguard.domain import steps
+from releaseguard.domain.apibase import ApiModel
+from releaseguard.domain.apibase import Blocker as Blocker
+from releaseguard.domain.apibase import StepType as StepType
+from releaseguard.domain.apibase import data_key as _data_key
 from releaseguard.domain.crdschema import (
-    DATA_KEY,
-    DNS1035_LABEL,
-    LABEL_KEY,
     LABEL_VALUE,
     Kube,
     dns1123_name,
@@ -28,6 +28,12 @@ from releaseguard.domain.crdschema import (
     matches,
     rule,
 )
+from releaseguard.domain.steps.blue_green import BlueGreenStep as BlueGreenStep
+from releaseguard.domain.steps.canary_weight import CanaryWeightStep as CanaryWeightStep
+from releaseguard.domain.steps.feature_flag import FeatureFlagStep as FeatureFlagStep
+from releaseguard.domain.steps.rollback import RollbackStep as RollbackStep
+from releaseguard.domain.steps.rollback import RollbackTarget as RollbackTarget
+from releaseguard.domain.steps.scale import ScaleStep as ScaleStep
 
 GROUP = "releaseguard.io"
 VERSION = "v1alpha1"
@@ -84,50 +90,10 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
 )
 
 
-class _Model(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are kept out."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        extra="ignore",
-        # A field's docstring (the string on the line after it) is its description: the
-        # CRD's, for kubectl explain (releaseguard/crd.py).
-        use_attribute_docstrings=True,
-    )
-
-    def wire(self) -> dict[str, Any]:
-        """The object as the API server stores it: camelCase, None left out."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-    def merge_patch(self) -> dict[str, Any]:
-        """A JSON merge patch (RFC 7386) that makes the stored object equal `wire()`.
-
-        A merge patch leaves keys it does not mention alone, so a field that became None
-        (a new incident's containedAt, a reset healthySince) is sent as null, which
-        removes the stored value. Lists are replaced whole, so inside them None is left
-        out as in `wire()`.
-        Free-text fields are cut to the CRD's maxLength (domain/bounds.py): one long
-        message must not make the API server reject the whole write.
-        """
-        return _nulls_kept(bounded(self.model_dump(mode="json", by_alias=True)))
-
-
-def _nulls_kept(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _nulls_kept(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nones_dropped(v) for v in value]
-    return value
-
-
-def _nones_dropped(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _nones_dropped(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_nones_dropped(v) for v in value]
-    return value
+# The base of every model here (domain/apibase.py; the step kinds' settings use it too).
+# BaseModel is named again so that linters see a pydantic model (RUF012).
+class _Model(ApiModel, BaseModel):
+    pass
 
 
 # ---------------------------------------------------------------- spec
@@ -138,31 +104,10 @@ class NoDataPolicy(StrEnum):
     BREACH = "Breach"
 
 
-class StepType(StrEnum):
-    FEATURE_FLAG = "FeatureFlag"
-    CANARY_WEIGHT = "CanaryWeight"
-    SCALE = "Scale"
-    BLUE_GREEN = "BlueGreen"
-    ROLLBACK = "Rollback"
-    # Not a step of spec.steps: the action that pauses Argo CD's automated sync with the
-    # first Applied step of an incident (spec.gitOps.argoCD, domain/gitops.py).
-    GITOPS_PAUSE = "GitOpsPause"
+# The step kinds (domain/steps/) declare their settings, default cost and rules.
+SPEC_STEP_TYPES = tuple(steps.KINDS)
 
-
-SPEC_STEP_TYPES = tuple(t for t in StepType if t is not StepType.GITOPS_PAUSE)
-
-DEFAULT_COSTS: dict[StepType, int] = {
-    StepType.FEATURE_FLAG: 10,
-    StepType.CANARY_WEIGHT: 20,
-    StepType.SCALE: 30,
-    StepType.BLUE_GREEN: 40,
-    StepType.ROLLBACK: 50,
-}
-
-
-class RollbackTarget(StrEnum):
-    LAST_KNOWN_GOOD = "LastKnownGood"
-    PREVIOUS = "Previous"
+DEFAULT_COSTS: dict[StepType, int] = {t: k.default_cost for t, k in steps.KINDS.items()}
 
 
 class Target(_Model):
@@ -171,17 +116,6 @@ class Target(_Model):
     ]
     """Name of the Deployment under watch, in the guard's namespace. A new revision of it (a
     new release) re-arms the guard; Rollback steps act on it."""
-
-
-def _matching(pattern: str, message: str, max_length: int) -> Kube:
-    """The CRD's bounds of a non-empty name that must match `pattern` (crdschema)."""
-    return Kube(min_length=1, max_length=max_length, rules=[matches(pattern, message)])
-
-
-def _data_key(kind: str) -> Kube:
-    """The CRD's bounds of a key in the data of a Secret or ConfigMap (`kind`)."""
-    message = f"must be a valid {kind} key: letters, digits, '-', '_' and '.'"
-    return _matching(DATA_KEY, message, 253)
 
 
 class SecretKeyRef(_Model):
@@ -296,77 +230,6 @@ class Metric(_Model):
         return self
 
 
-class FeatureFlagStep(_Model):
-    config_map: Annotated[
-        str, Kube(min_length=1, max_length=253, rules=[dns1123_name("a ConfigMap's")])
-    ]
-    """Name of the ConfigMap holding the flag, in the guard's namespace."""
-    key: Annotated[str, _data_key("ConfigMap")]
-    """The data key of the flag in the ConfigMap (letters, digits, '-', '_', '.')."""
-    value: Annotated[str, Kube(max_length=4096)]
-    """The value that turns the feature off, e.g. "false". Quote it in YAML."""
-
-
-class CanaryWeightStep(_Model):
-    http_route: Annotated[
-        str, Kube(min_length=1, max_length=253, rules=[dns1123_name("an HTTPRoute's")])
-    ]
-    """Name of the HTTPRoute, in the guard's namespace."""
-    canary_backend: Annotated[
-        str, Kube(min_length=1, max_length=253, rules=[dns1123_name("a Service's")])
-    ]
-    """The backendRef name (a Service) of the canary in the HTTPRoute's rules."""
-    weight: Annotated[int, Field(ge=0), Kube(extra={"maximum": 1000000})] = 0
-    """The canary's weight after the step. Default 0 (no traffic to the canary); 0-1000000."""
-
-
-class ScaleStep(_Model):
-    deployment: Annotated[
-        str, Kube(min_length=1, max_length=253, rules=[dns1123_name("a Deployment's")])
-    ]
-    """Name of the Deployment to scale, in the guard's namespace."""
-    replicas: Annotated[int, Field(ge=0)] = 0
-    """Replicas after the step. Default 0 (stop it); minimum 0."""
-
-
-class BlueGreenStep(_Model):
-    service: Annotated[
-        str,
-        _matching(
-            DNS1035_LABEL,
-            "must be a Service name (DNS-1035 label): lowercase letters, digits and '-', "
-            "starting with a letter, at most 63 characters",
-            63,
-        ),
-    ]
-    """Name of the Service whose selector picks the colour, in the guard's namespace."""
-    selector_key: Annotated[
-        str, _matching(LABEL_KEY, "must be a label key, like color or example.com/color", 317)
-    ]
-    """The selector label key that picks the colour, e.g. color."""
-    stable_value: Annotated[
-        str,
-        _matching(
-            LABEL_VALUE,
-            "must be a label value: letters, digits, '-', '_' and '.', starting and ending "
-            "with a letter or digit, at most 63 characters",
-            63,
-        ),
-    ]
-    """The selector value of the stable colour, e.g. blue."""
-
-
-class RollbackStep(_Model):
-    to_revision: RollbackTarget = RollbackTarget.LAST_KNOWN_GOOD
-    """Which revision to restore. LastKnownGood (default): the newest revision that stayed
-    healthy for knownGoodAfterSeconds. Previous: the revision before the current one."""
-
-
-def _field_of(step_type: StepType) -> str:
-    # to_camel("FeatureFlag") gives "featureflag"; the spec field is "featureFlag".
-    return step_type.value[0].lower() + step_type.value[1:]
-
-
 class Step(_Model):
     """One containment step. Set type and the matching settings object, nothing else."""
 
@@ -381,42 +244,7 @@ class Step(_Model):
                         "step"
                     ),
                 ),
-                rule(
-                    "self.type != 'FeatureFlag' || has(self.featureFlag)",
-                    "a FeatureFlag step needs featureFlag: {configMap, key, value}",
-                ),
-                rule(
-                    "self.type != 'CanaryWeight' || has(self.canaryWeight)",
-                    "a CanaryWeight step needs canaryWeight: {httpRoute, canaryBackend, weight}",
-                ),
-                rule(
-                    "self.type != 'Scale' || has(self.scale)",
-                    "a Scale step needs scale: {deployment, replicas}",
-                ),
-                rule(
-                    "self.type != 'BlueGreen' || has(self.blueGreen)",
-                    "a BlueGreen step needs blueGreen: {service, selectorKey, stableValue}",
-                ),
-                rule(
-                    "!has(self.featureFlag) || self.type == 'FeatureFlag'",
-                    "featureFlag settings are only allowed on a step of type FeatureFlag",
-                ),
-                rule(
-                    "!has(self.canaryWeight) || self.type == 'CanaryWeight'",
-                    "canaryWeight settings are only allowed on a step of type CanaryWeight",
-                ),
-                rule(
-                    "!has(self.scale) || self.type == 'Scale'",
-                    "scale settings are only allowed on a step of type Scale",
-                ),
-                rule(
-                    "!has(self.blueGreen) || self.type == 'BlueGreen'",
-                    "blueGreen settings are only allowed on a step of type BlueGreen",
-                ),
-                rule(
-                    "!has(self.rollback) || self.type == 'Rollback'",
-                    "rollback settings are only allowed on a step of type Rollback",
-                ),
+                *steps.cel_rules(),
             ]
         }
     )
@@ -450,17 +278,12 @@ class Step(_Model):
                 "GitOpsPause is not a step: set spec.gitOps.argoCD and the guard pauses the "
                 "Application with the first applied step"
             )
-        subs = {
-            StepType.FEATURE_FLAG: self.feature_flag,
-            StepType.CANARY_WEIGHT: self.canary_weight,
-            StepType.SCALE: self.scale,
-            StepType.BLUE_GREEN: self.blue_green,
-            StepType.ROLLBACK: self.rollback,
-        }
-        if self.type is StepType.ROLLBACK and self.rollback is None:
-            object.__setattr__(self, "rollback", RollbackStep())
+        subs = {t: getattr(self, k.field) for t, k in steps.KINDS.items()}
+        kind = steps.KINDS[self.type]
+        if subs[self.type] is None and kind.needs is None:  # optional settings: defaults
+            object.__setattr__(self, kind.field, kind.settings_model())
         elif subs[self.type] is None:
-            raise ValueError(f"step of type {self.type} needs its {_field_of(self.type)} object")
+            raise ValueError(f"step of type {self.type} needs its {kind.spec_field} object")
         others = [t for t, sub in subs.items() if t is not self.type and sub is not None]
         if others:
             raise ValueError(f"step of type {self.type} must not carry {others[0]} settings")
@@ -792,26 +615,6 @@ class LastEvaluation(_Model):
     """Value of the spec.minTraffic query, when set and available."""
     metrics: list[MetricEvaluation] = []
     """Per-metric results of this evaluation."""
-
-
-class Blocker(StrEnum):
-    """Why a step cannot be used now, for programs (status.readiness[].code); the
-    readiness `reason` says the same for people."""
-
-    ALREADY_SET = "AlreadySet"  # the object already holds what the step would write
-    NO_BACKEND = "NoBackend"  # the HTTPRoute has no backendRef of the canary's name
-    NO_READY_PODS = "NoReadyPods"  # Blue/green: the stable colour has no Ready pods
-    STATE_CHANGED = "StateChanged"  # rollback refused: a declared state change happened
-    AT_KNOWN_GOOD = "AtKnownGood"  # the target already runs the known-good revision
-    AT_PLANNED = "AtPlanned"  # the target already runs the template planned for it
-    NO_KNOWN_GOOD = "NoKnownGood"  # no known-good revision recorded yet
-    NO_PREVIOUS = "NoPreviousRevision"  # no earlier revision (that did not breach)
-    BREACHED = "Breached"  # the rollback target is a template that breached
-    REVISION_GONE = "RevisionGone"  # the ReplicaSet of the rollback target is gone
-    MISSING = "Missing"  # the object the step names does not exist
-    YIELDED = "Yielded"  # an older guard writes the same field
-    NOTHING_TO_PAUSE = "NothingToPause"  # GitOpsPause: no automated sync to pause
-    UNUSABLE = "Unusable"  # GitOpsPause: the Application cannot be read or used
 
 
 class StepReadiness(_Model):

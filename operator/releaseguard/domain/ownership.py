@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from releaseguard.domain import steps
 from releaseguard.domain.conditions import (
     ConditionType,
     Event,
@@ -39,16 +40,10 @@ from releaseguard.domain.models import (
     GuardStatus,
     Step,
     StepReadiness,
-    StepType,
 )
+from releaseguard.domain.steps import Claim as Claim
 
 CONFLICT = ConditionType.CONFLICT
-
-
-@dataclass(frozen=True, order=True)
-class Claim:
-    object: str  # Kind/name, in the guard's namespace
-    field: str
 
 
 @dataclass(frozen=True)
@@ -68,17 +63,8 @@ class GuardIdentity:
 
 
 def claim_of(step: Step, spec: GuardSpec) -> Claim:
-    if step.type is StepType.FEATURE_FLAG and step.feature_flag is not None:
-        ff = step.feature_flag
-        return Claim(f"ConfigMap/{ff.config_map}", f"data[{ff.key}]")
-    if step.type is StepType.CANARY_WEIGHT and step.canary_weight is not None:
-        return Claim(f"HTTPRoute/{step.canary_weight.http_route}", "backendRefs[].weight")
-    if step.type is StepType.SCALE and step.scale is not None:
-        return Claim(f"Deployment/{step.scale.deployment}", "spec.replicas")
-    if step.type is StepType.BLUE_GREEN and step.blue_green is not None:
-        bg = step.blue_green
-        return Claim(f"Service/{bg.service}", f"spec.selector[{bg.selector_key}]")
-    return Claim(f"Deployment/{spec.target.deployment}", "spec.template")
+    """The object and field the step writes; which ones is the step kind's (domain/steps/)."""
+    return steps.claim(step, spec.target.deployment)
 
 
 def claims_of(spec: GuardSpec) -> dict[int, Claim]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from releaseguard.domain.changes import images_of
+from releaseguard.domain import steps as kinds
 from releaseguard.domain.models import (
     ActionRecord,
     ActionResult,
@@ -40,12 +40,14 @@ from releaseguard.domain.models import (
     StepType,
 )
 from releaseguard.domain.plan import incident_actions
+from releaseguard.domain.steps import Undone as Undone
+from releaseguard.domain.steps.kind import MAX_VALUE_CHARS as MAX_VALUE_CHARS
+from releaseguard.domain.steps.kind import text as _text
 
 Obj = dict[str, Any]
 OWN_MANAGER = "releaseguard"
 MAX_KNOWN_BAD = 10
 MAX_REVERTS_KEPT = 20
-MAX_VALUE_CHARS = 200  # a found value goes into Events and status: bounded
 _REAPPLY = re.compile(r"^(?P<original>.+)-r(?P<n>[0-9]+)$")
 
 
@@ -77,63 +79,10 @@ def reapply_delay(interval_seconds: int, n: int) -> timedelta:
 # ---------------------------------------------------------------- does a step hold?
 
 
-@dataclass(frozen=True)
-class Undone:
-    """What an object shows where a step's effect should be."""
-
-    field: str  # as a human reads it: spec.replicas
-    value: str  # what was found there
-    path: tuple[str, ...]  # the same field in managedFields' fieldsV1 notation
-
-
-def _text(value: object) -> str:
-    return str(value)[:MAX_VALUE_CHARS]
-
-
 def step_undone(step: Step, record: ActionRecord, obj: Obj) -> Undone | None:
-    """None while the effect of `step` (applied as `record`) is in place in `obj`."""
-    spec = obj.get("spec") or {}
-    if step.feature_flag is not None:
-        key, want = step.feature_flag.key, step.feature_flag.value
-        found = (obj.get("data") or {}).get(key)
-        if found == want:
-            return None
-        return Undone(f"data.{key}", _text(found), ("f:data", f"f:{key}"))
-    if step.scale is not None:
-        found = spec.get("replicas", 1)
-        if found == step.scale.replicas:
-            return None
-        return Undone("spec.replicas", _text(found), ("f:spec", "f:replicas"))
-    if step.blue_green is not None:
-        key, want = step.blue_green.selector_key, step.blue_green.stable_value
-        found = (spec.get("selector") or {}).get(key)
-        if found == want:
-            return None
-        return Undone(f"spec.selector.{key}", _text(found), ("f:spec", "f:selector", f"f:{key}"))
-    if step.canary_weight is not None:
-        canary, want = step.canary_weight.canary_backend, step.canary_weight.weight
-        for i, rule in enumerate(spec.get("rules") or []):
-            for ref in rule.get("backendRefs") or []:
-                if ref.get("name") != canary:
-                    continue
-                found = int(ref.get("weight", 1))  # Gateway API: unset is 1
-                if found != want:
-                    where = f"spec.rules[{i}].backendRefs[{canary}].weight"
-                    return Undone(where, _text(found), ("f:spec", "f:rules"))
-        return None
-    if step.type is StepType.ROLLBACK:
-        # The images, not the pod-template-hash: right after our write the Deployment
-        # still names the bad ReplicaSet as current until its controller catches up.
-        want = record.after.get("images")
-        template = spec.get("template") or {}
-        found_images = images_of(template)
-        if not want or found_images == list(want):
-            return None
-        path = ("f:spec", "f:template", "f:spec", "f:containers")
-        return Undone(
-            "spec.template.spec.containers[*].image", _text(", ".join(found_images)), path
-        )
-    return None
+    """None while the effect of `step` (applied as `record`) is in place in `obj`; what
+    "in place" means is the step kind's (domain/steps/)."""
+    return kinds.undone(step, record.after, obj)
 
 
 def field_manager(obj: Obj, path: Sequence[str]) -> str:

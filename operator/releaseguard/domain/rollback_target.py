@@ -23,6 +23,7 @@ guard rolled the bad image back in. Two rules close that:
 from __future__ import annotations
 
 from releaseguard.domain.models import GuardStatus
+from releaseguard.domain.steps.rollback import planned_target as planned_target
 
 MAX_BREACHED = 5
 
@@ -45,9 +46,3 @@ def breached_templates(status: GuardStatus, current_hash: str) -> list[str]:
         if h and h not in unique:
             unique.append(h)
     return unique[:MAX_BREACHED]
-
-
-def planned_target(after: dict[str, object]) -> str | None:
-    """The pod-template hash a planned Rollback restores, from its change's `after`."""
-    value = after.get("podTemplateHash")
-    return value if isinstance(value, str) and value else None

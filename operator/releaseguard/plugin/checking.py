@@ -26,6 +26,7 @@ from releaseguard.domain.models import (
     StepReadiness,
 )
 from releaseguard.domain.observations import Observations, Outcome, QueryResult
+from releaseguard.plugin.views import in_incident
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,10 @@ def step_checks(
     incident = status.get("incident") if isinstance(status.get("incident"), Mapping) else None
     applied: dict[int, str] = {}
     if incident and not incident.get("closed"):
-        prefix = f"{incident.get('number')}-"
         for action in status.get("actions") or []:
             if (
                 isinstance(action, Mapping)
-                and str(action.get("id", "")).startswith(prefix)
+                and in_incident(action, incident.get("number"))
                 and action.get("result") == "Applied"
                 and isinstance(action.get("stepIndex"), int)
             ):

@@ -402,7 +402,7 @@ def cmd_undo(s: Session, args: argparse.Namespace, out: Console) -> int:
     if why := undo.refusal(action):
         raise PluginError(f"refused: {why}")
     incident = views.open_incident(status)
-    if incident and args.action_id.startswith(f"{incident.get('number')}-") and not args.force:
+    if incident and views.in_incident(action, incident.get("number")) and not args.force:
         raise PluginError(
             f"refused: incident {incident.get('number')} is still open, and the operator "
             "would take the undo for a revert of its containment. Re-arm first "

@@ -9,22 +9,18 @@ steps); it never writes over a change someone made after the action (`Drifted`).
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from releaseguard.domain import steps
 from releaseguard.domain.changes import Obj
 from releaseguard.domain.identity import MARKER, parse_markers, without_marker
 
-_RULE_KEY = re.compile(r"^rules\[(\d+)\]\.(.+)$")
-
+# Why an action type is never undone: the step kinds' own (domain/steps/), and the
+# record-only GitOpsPause.
 REFUSALS = {
-    "Rollback": (
-        "a Rollback put the known-good pod template back; undoing it would redeploy the "
-        "release that breached. Go forward instead: deploy a fixed revision (kubectl set "
-        "image / rollout, or your pipeline or GitOps tool); a new release re-arms the guard"
-    ),
+    **{t.value: k.undo_refused for t, k in steps.KINDS.items() if k.undo_refused},
     "GitOpsPause": (
         "a GitOpsPause turned off automated sync of an Argo CD Application so that it would "
         "not re-apply the bad release; turning it back on is a decision for Argo CD once Git "
@@ -81,33 +77,13 @@ def undo_change(
         return Refused(why)
     before: Mapping[str, Any] = action["before"]
     after: Mapping[str, Any] = action.get("after") or {}
-    kind = str(action.get("type"))
+    kind = next((k for k in steps.KINDS.values() if k.type.value == action.get("type")), None)
+    if kind is None:
+        return Refused(f"{action.get('id')}: undo does not know step type {action.get('type')!r}")
     new = copy.deepcopy(obj)
-    if kind == "Scale":
-        spec = new.setdefault("spec", {})
-        found = {"replicas": spec.get("replicas", 1)}
-        _set(spec, "replicas", before.get("replicas"))
-    elif kind == "FeatureFlag":
-        data = new.setdefault("data", {})
-        found = {k: (obj.get("data") or {}).get(k) for k in before}
-        for key, value in before.items():
-            _set(data, key, value)
-    elif kind == "BlueGreen":
-        selector = new.setdefault("spec", {}).setdefault("selector", {})
-        found = {k: ((obj.get("spec") or {}).get("selector") or {}).get(k) for k in before}
-        for key, value in before.items():
-            _set(selector, key, value)
-    elif kind == "CanaryWeight":
-        rules = (new.get("spec") or {}).get("rules") or []
-        found = {}
-        for key, weight in before.items():
-            ref = _backend(rules, key, set(before))
-            if ref is None:
-                return Drifted(f"{action.get('target')} has no backendRef for {key!r} any more")
-            found[key] = ref.get("weight", 1)
-            ref["weight"] = weight
-    else:
-        return Refused(f"{action.get('id')}: undo does not know step type {kind!r}")
+    found = kind.write_back(before, obj, new)
+    if isinstance(found, str):
+        return Drifted(f"{action.get('target')} {found}")
     if not force and any(found.get(k) != v for k, v in after.items()):
         return Drifted(
             f"{action.get('target')} no longer holds what {action.get('id')} wrote "
@@ -127,31 +103,3 @@ def undo_change(
                 annotations[MARKER] = remaining
             break
     return Undo(new, dict(before), found)
-
-
-def _set(target: dict[str, Any], key: str, value: object) -> None:
-    if value is None:  # the field did not exist before the action
-        target.pop(key, None)
-    else:
-        target[key] = value
-
-
-def _backend(rules: list[dict[str, Any]], key: str, keys: set[str]) -> dict[str, Any] | None:
-    """The backendRef a before/after key names: `rules[i].name` when the canary backend
-    was in several rules (domain/changes.py), else `name` in the one rule that holds every
-    unprefixed name of the action."""
-    match = _RULE_KEY.match(key)
-    if match:
-        index, name = int(match.group(1)), match.group(2)
-        candidates = [rules[index]] if index < len(rules) else []
-    else:
-        name = key
-        plain = {k for k in keys if not _RULE_KEY.match(k)}
-        candidates = [
-            r for r in rules if plain <= {ref.get("name") for ref in r.get("backendRefs") or []}
-        ][:1]
-    for rule in candidates:
-        for ref in rule.get("backendRefs") or []:
-            if ref.get("name") == name:
-                return ref
-    return None

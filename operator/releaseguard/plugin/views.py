@@ -106,10 +106,19 @@ def open_incident(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return incident if incident and not incident.get("closed") else None
 
 
+def in_incident(action: Mapping[str, Any], number: object) -> bool:
+    """Whether the action (a status.actions[] item) belongs to incident `number`, by its
+    `incident` field; a record written before that field existed: by its id, which
+    starts with `<number>-` (as domain/identity.py's in_incident)."""
+    recorded = action.get("incident")
+    if recorded is not None:
+        return str(recorded) == str(number)
+    return str(action.get("id", "")).startswith(f"{number}-")
+
+
 def incident_actions(status: Mapping[str, Any], number: object) -> list[Mapping[str, Any]]:
-    """The actions of incident `number` (ids start with `<number>-`), oldest first."""
-    prefix = f"{number}-"
-    return [a for a in _list(status.get("actions")) if str(a.get("id", "")).startswith(prefix)]
+    """The actions of incident `number`, oldest first."""
+    return [a for a in _list(status.get("actions")) if in_incident(a, number)]
 
 
 # ---------------------------------------------------------------- list
