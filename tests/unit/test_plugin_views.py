@@ -317,3 +317,18 @@ def test_reverts_recorded_in_status_appear_once_with_the_manager_who_wrote_them(
         ("ContainmentReverted", "+30.0s"),  # one status no longer keeps: shown from its Event
     ]
     assert "written by argocd-controller (undoing 1-scale-0)" in reverted[0].text
+
+
+def test_a_contain_now_is_settled_once_its_step_is_recorded_not_when_first_seen():
+    from releaseguard.domain.guard import CONTAIN_NOW, REARM
+    from releaseguard.plugin.views import annotation_settled
+
+    seen = {"handledAnnotations": {CONTAIN_NOW: "v"}, "phase": "Breaching", "actions": []}
+    assert not annotation_settled(seen, CONTAIN_NOW, "v", set())  # incident first, step next
+    acted = {**seen, "actions": [{"id": "1-scale-0"}]}
+    assert annotation_settled(acted, CONTAIN_NOW, "v", set())
+    assert not annotation_settled(acted, CONTAIN_NOW, "v", {"1-scale-0"})  # an old record
+    assert annotation_settled({**seen, "phase": "Exhausted"}, CONTAIN_NOW, "v", set())
+    assert not annotation_settled({**seen, "phase": "Contained"}, CONTAIN_NOW, "w", set())
+    rearmed = {"handledAnnotations": {REARM: "r"}, "phase": "Watching"}
+    assert annotation_settled(rearmed, REARM, "r", set())

@@ -318,10 +318,14 @@ def _report(out: Console, args: argparse.Namespace, report: checking.CheckReport
 # ------------------------------------------------------------ contain, rearm
 
 
-def _handled(s: Session, name: str, key: str, value: str) -> dict[str, Any] | None:
+def _handled(
+    s: Session, name: str, key: str, value: str, old_ids: set[Any]
+) -> dict[str, Any] | None:
+    """The guard once the operator handled `key=value` and finished acting on it."""
     guard = cluster.get_guard(s, name)
-    handled = (guard.get("status") or {}).get("handledAnnotations") or {}
-    return guard if handled.get(key) == value else None
+    if not views.annotation_settled(guard.get("status") or {}, key, value, old_ids):
+        return None
+    return guard
 
 
 def _annotate_and_wait(s: Session, args: argparse.Namespace, out: Console, key: str) -> int:
@@ -334,7 +338,7 @@ def _annotate_and_wait(s: Session, args: argparse.Namespace, out: Console, key: 
     deadline = started + args.timeout
     after = None
     while time.monotonic() < deadline:
-        after = _handled(s, args.name, key, value)
+        after = _handled(s, args.name, key, value, old_ids)
         if after is not None:
             break
         time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))

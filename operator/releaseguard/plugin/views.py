@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from releaseguard.domain.guard import CONTAIN_NOW
 from releaseguard.domain.models import GuardSpec
 
 # An on-call screen, not an archive: the newest actions, the rest is in -o json.
@@ -383,3 +384,21 @@ def _notifications_text(notes: Mapping[str, Any]) -> str:
 def list_rows(guards: Sequence[Mapping[str, Any]], now: datetime) -> list[ListRow]:
     rows = [list_row(g, now) for g in guards]
     return sorted(rows, key=lambda r: (r.namespace, r.name))
+
+
+def annotation_settled(status: Mapping[str, Any], key: str, value: str, old_ids: set[Any]) -> bool:
+    """Whether the operator has handled `key=value` and is done acting on it.
+
+    The operator records an incident in status before its first step (so that a restart
+    can tell its markers), so a contain-now is seen handled while the guard is still
+    Breaching, a moment before the step's record: wait for the record, or for any phase
+    but Breaching (Exhausted, Invalid, dry-run records, ...).
+    """
+    handled = status.get("handledAnnotations") or {}
+    if not isinstance(handled, Mapping) or handled.get(key) != value:
+        return False
+    if key != CONTAIN_NOW or status.get("phase") != "Breaching":
+        return True
+    return any(
+        isinstance(a, Mapping) and a.get("id") not in old_ids for a in status.get("actions") or []
+    )
