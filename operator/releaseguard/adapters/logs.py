@@ -45,9 +45,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+def _not_a_watch_event_echo(record: logging.LogRecord) -> bool:
+    """Kopf logs every run of an event handler at INFO; ours (handlers._notice_deletion)
+    runs on every watch event of every guard, status writes included: one line each is
+    noise, not news."""
+    return not (
+        record.name == "kopf.objects"
+        and record.getMessage() == "Handler '_notice_deletion' succeeded."
+    )
+
+
 def configure(fmt: str, level: int) -> None:
     """Root logging in `fmt` (json | text)."""
     handler = logging.StreamHandler()
+    handler.addFilter(_not_a_watch_event_echo)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
