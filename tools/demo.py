@@ -165,17 +165,26 @@ class Demo:
         where = " and Alertmanager" if self.info.alertmanager_url else ""
         say(f"notifications: signed webhook to {hook}{where} (spec.notify)\n")
 
-    def show_alerts(self) -> None:
-        if not self.info.alertmanager_url:
-            return
+    def alerts(self) -> list[dict[str, Any]]:
         url = f"{self.info.alertmanager_url}/api/v2/alerts?filter=alertname=ReleaseGuardIncident"
         with urllib.request.urlopen(url, timeout=5) as answer:
-            alerts = json.loads(answer.read(1 << 20))
-        say(f"\nAlertmanager ({self.info.alertmanager_url}) holds {len(alerts)} alert(s):")
+            return list(json.loads(answer.read(1 << 20)))
+
+    def show_alerts(self, when: str, wait: float = 0) -> None:
+        """The incident's alert as Alertmanager holds it (waiting up to `wait` seconds for
+        one: the operator posts it off the evaluation path)."""
+        if not self.info.alertmanager_url:
+            return
+        deadline = time.monotonic() + wait
+        alerts = self.alerts()
+        while not alerts and time.monotonic() < deadline:
+            time.sleep(0.5)
+            alerts = self.alerts()
+        say(f">>> Alertmanager {when}: {len(alerts)} ReleaseGuardIncident alert(s)")
         for alert in alerts:
             labels = alert.get("labels") or {}
             shown = ", ".join(f"{k}={labels[k]}" for k in sorted(labels))
-            say(f"  {shown} ({(alert.get('status') or {}).get('state', '?')})")
+            say(f"    {shown} ({(alert.get('status') or {}).get('state', '?')})")
 
     def start_background(self, hook: str) -> tuple[int, int]:
         logs = self.info.log_dir
@@ -247,6 +256,7 @@ class Demo:
                 contained_at = time.monotonic()
                 took = contained_at - fault
                 say(f">>> contained: canary weight is 0, {took:.1f}s after the fault")
+                self.show_alerts("while the incident is open", wait=10)
             if (row["status"].get("incident") or {}).get("recoveredAt"):
                 break
             time.sleep(1)
@@ -267,7 +277,7 @@ class Demo:
                 f"{action['before']} -> {action['after']} ({action['reason']})"
             )
         say(f"  recovered at {incident.get('recoveredAt', 'not yet')}")
-        self.show_alerts()
+        self.show_alerts("now (resolved on recovery or re-arm)")
         plugin_path = f"{Path(sys.executable).parent}:{Path(self.info.kubectl).parent}"
         say("\nthe cluster, simulator and operator stay up. Look around with the plugin:")
         say(f"  export KUBECONFIG={self.info.kubeconfig} PATH={plugin_path}:$PATH")
