@@ -61,6 +61,21 @@ class Objects:
     def annotate_guard(self, name: str, key: str, value: str) -> None:
         self.patch_guard(name, {"metadata": {"annotations": {key: value}}})
 
+    def create_namespace(self) -> None:
+        """Create this namespace and wait for its default ServiceAccount (pods and the
+        operator's objects need it)."""
+        self.core.create_namespace({"metadata": {"name": self.ns}}, _request_timeout=TIMEOUT)
+        wait_until(
+            lambda: any(
+                sa.metadata.name == "default"
+                for sa in self.core.list_namespaced_service_account(
+                    self.ns, _request_timeout=TIMEOUT
+                ).items
+            ),
+            timeout=30,
+            describe="the default ServiceAccount",
+        )
+
     def events(self, name: str) -> list[dict[str, Any]]:
         items = raw(
             self.core.list_namespaced_event,

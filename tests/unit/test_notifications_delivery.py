@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from e2e.receiver import Receiver, free_port
-from releaseguard.adapters import notify
+from releaseguard.adapters import metrics, notify
 from releaseguard.adapters.notify import Delivery, DeliveryError, Notifier, post
 from releaseguard.domain.notifications import Outcome
 from waiting import wait_until
@@ -54,9 +54,12 @@ def test_a_delivery_reaches_the_receiver_with_its_headers():
 def test_a_receiver_down_at_first_gets_the_notification_once_it_is_back(monkeypatch):
     monkeypatch.setattr(notify, "BACKOFF_FIRST", 0.2)
     port = free_port()
+    retried = metrics.NOTIFICATIONS.labels("webhook", "IncidentOpened", "retried")
+    before = retried._value.get()
     notifier = Notifier(workers=1)
     notifier.submit(_delivery(f"http://127.0.0.1:{port}/hook"))
-    time.sleep(0.5)  # let at least one attempt be refused (the point of the test)
+    # at least one attempt refused (the point of the test), counted by the operator's metric
+    wait_until(lambda: retried._value.get() > before, timeout=10, describe="a refused attempt")
     assert notifier.owes("uid-1", "1/IncidentOpened/", 0)
     notifier.submit(_delivery(f"http://127.0.0.1:{port}/hook"))  # owed already: ignored
     receiver = Receiver(port)

@@ -204,16 +204,7 @@ class Bench:
     # ------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        core = client.CoreV1Api(self.api)
-        core.create_namespace({"metadata": {"name": self.ns}})
-        wait_until(
-            lambda: any(
-                sa.metadata.name == "default"
-                for sa in core.list_namespaced_service_account(self.ns).items
-            ),
-            timeout=30,
-            describe="the default ServiceAccount",
-        )
+        self.objs.create_namespace()
         self.objs.create_deployment("app", "registry.local/app:1")
         self.objs.create_deployment("canary", "registry.local/app:2")
         self.objs.create_config_map("flags", {"f": "on"})

@@ -164,15 +164,7 @@ class Bench:
 
     def create_namespace(self, n: int) -> str:
         ns = f"bench-scale-{n}-{uuid.uuid4().hex[:6]}"
-        self.core.create_namespace({"metadata": {"name": ns}})
-        wait_until(
-            lambda: any(
-                sa.metadata.name == "default"
-                for sa in self.core.list_namespaced_service_account(ns).items
-            ),
-            timeout=30,
-            describe="the default ServiceAccount",
-        )
+        Objects(self.api, ns).create_namespace()
         return ns
 
     def cleanup(self, ns: str, pid: int | None) -> None:

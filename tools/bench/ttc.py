@@ -249,16 +249,7 @@ class Bench:
     # ------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        core = client.CoreV1Api(self.api)
-        core.create_namespace({"metadata": {"name": self.ns}})
-        wait_until(
-            lambda: any(
-                sa.metadata.name == "default"
-                for sa in core.list_namespaced_service_account(self.ns).items
-            ),
-            timeout=30,
-            describe="the default ServiceAccount",
-        )
+        self.objs.create_namespace()
         self.kubectl("apply", "-n", self.ns, "-f", str(ROOT / "examples" / "checkout-canary.yaml"))
         for dep in (STABLE, CANARY):
             wait_until(
