@@ -128,7 +128,7 @@ def test_rollback_previous_after_someone_elses_change_never_restores_the_breachi
 
     status = wait_status(objs, "g", lambda s: s.get("actions"))
     (action,) = status["actions"]
-    assert action["result"] == "Applied", action
+    assert action["result"] == "Applied", json.dumps(action)  # a str: printed whole
     # The concurrent write, then the Deployment controller's own updates: one 409 or more.
     assert action["message"].startswith("after ") and action["message"].endswith("conflict(s)")
     assert action["after"]["images"] == ["registry.local/app:1"]

@@ -15,6 +15,7 @@ import pytest
 from builders import T0, feature_flag, metric
 
 from fakes import Crash, FakeCluster, FakeEvents, FakePool, FakePrometheus, NoTargetCopies
+from releaseguard.adapters import cluster as cluster_io
 from releaseguard.domain.applicability import ADOPTED
 from releaseguard.domain.identity import MARKER, parse_markers
 from releaseguard.domain.models import ActionResult, Blocker, GuardStatus, Phase
@@ -232,6 +233,75 @@ def test_a_concurrent_write_makes_a_409_and_the_step_is_written_from_a_fresh_rea
     assert cluster.get(NS, *FLAGS)["data"] == {"new-flow": "false", "other-key": "kept"}
     [action] = op.status.actions
     assert action.result is ActionResult.APPLIED and action.message == "after 1 conflict(s)"
+
+
+def always_touched(cluster: FakeCluster, times: int) -> list[int]:
+    """Someone writes the object between each of our reads and our write, `times` times
+    (a Deployment controller busy with a rollout does this with its status updates)."""
+    touched: list[int] = []
+
+    def concurrent_writer(ns: str, kind: str, body: Any) -> None:
+        if len(touched) < times:
+            other = cluster.get(ns, kind, body["metadata"]["name"])
+            other["data"]["other-key"] = str(len(touched))
+            cluster.put(ns, other)
+            touched.append(1)
+
+    cluster.before_replace = concurrent_writer
+    return touched
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The attempts after which a write paused for a conflict (the pause itself is 0 here)."""
+    paused: list[int] = []
+
+    def no_pause(attempt: int, jitter: float | None = None) -> float:
+        paused.append(attempt)
+        return 0.0
+
+    monkeypatch.setattr(cluster_io, "conflict_pause", no_pause)
+    return paused
+
+
+def test_a_run_of_conflicts_shorter_than_the_bound_still_lands_the_step_after_pauses(
+    cluster, prometheus, clock, pauses
+):
+    op = Operator(cluster, prometheus, clock)
+    op.tick(spec())
+    breach(prometheus)
+    op.tick(spec())
+    always_touched(cluster, cluster_io.CONFLICT_RETRIES - 1)
+    op.tick(spec())
+    [action] = op.status.actions
+    assert action.result is ActionResult.APPLIED, action.message
+    assert action.message == f"after {cluster_io.CONFLICT_RETRIES - 1} conflict(s)"
+    assert pauses == list(range(cluster_io.CONFLICT_RETRIES - 1))
+    assert len(flag_writes(cluster)) == 1
+
+
+def test_conflicts_on_every_attempt_fail_the_step_and_say_why(cluster, prometheus, clock, pauses):
+    op = Operator(cluster, prometheus, clock)
+    op.tick(spec())
+    breach(prometheus)
+    op.tick(spec())
+    touched = always_touched(cluster, 100)
+    op.tick(spec())
+    [action] = op.status.actions
+    assert action.result is ActionResult.FAILED
+    assert action.message == (
+        f"API error 409: Conflict, {cluster_io.CONFLICT_RETRIES} times in a row: "
+        "the object kept changing"
+    )
+    assert len(touched) == cluster_io.CONFLICT_RETRIES  # bounded: no write loops forever
+    assert flag_writes(cluster) == []
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.999])
+def test_conflict_pauses_double_to_a_cap_and_add_up_to_a_few_seconds(jitter: float):
+    waits = [cluster_io.conflict_pause(a, jitter) for a in range(cluster_io.CONFLICT_RETRIES - 1)]
+    assert waits == sorted(waits) and waits[0] <= 0.05 and waits[-1] <= 1.0
+    assert 2.5 < sum(waits) < 5.6  # long enough to let a rollout's burst pass, short to contain
 
 
 def test_dry_run_records_what_would_be_written_and_writes_nothing(cluster, prometheus, clock):

@@ -13,14 +13,19 @@ action from it, and does not write again.
 
 Concurrency: writes are replaces of the object as read, so they carry its
 resourceVersion; a concurrent writer makes the API server answer 409, and the write is
-re-planned on a fresh read (bounded). Nobody else's fields are overwritten with stale
-values.
+re-planned on a fresh read, after a short jittered pause, a bounded number of times. A
+Deployment in the middle of a rollout gets a new resourceVersion with every status update
+of its controller, several a second, so back-to-back retries can all lose that race (CI
+saw five in a row on a loaded machine); the pauses let the controller's burst pass.
+Nobody else's fields are overwritten with stale values.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,7 +47,18 @@ from releaseguard.domain.models import (
 
 log = logging.getLogger(__name__)
 
-CONFLICT_RETRIES = 5
+CONFLICT_RETRIES = 10
+CONFLICT_PAUSE_FIRST = 0.05  # seconds; doubled on each conflict up to the cap
+CONFLICT_PAUSE_CAP = 1.0  # the pauses of all ten attempts add up to at most 5.55 s
+
+
+def conflict_pause(attempt: int, jitter: float | None = None) -> float:
+    """Seconds to wait after the `attempt`-th 409 (from 0) before reading again: doubling
+    from 50 ms to a 1 s cap, times a jitter in [0.5, 1) so that two writers who collided
+    do not collide again in step."""
+    jitter = random.random() if jitter is None else jitter
+    return min(CONFLICT_PAUSE_FIRST * 2**attempt, CONFLICT_PAUSE_CAP) * (0.5 + jitter / 2)
+
 
 # A Secret's owner opts it in to being read for guards (docs/security.md): without the
 # label, anyone who may create a guard could have the operator read any Secret of the
@@ -171,7 +187,8 @@ def write_once(
     now: Callable[[], datetime],
 ) -> ActionRecord:
     """Write the change the domain gives for the object as `fresh()` reads it (with the
-    marker), once; a 409 re-reads and asks again, a bounded number of times.
+    marker), once; a 409 pauses (`conflict_pause`), re-reads and asks again, at most
+    CONFLICT_RETRIES times in all.
 
     `fresh()`: the object and its Change | NotApplicable; Missing becomes a Failed record."""
     for attempt in range(CONFLICT_RETRIES):
@@ -189,11 +206,15 @@ def write_once(
         except ApiException as exc:
             if exc.status == 409 and attempt + 1 < CONFLICT_RETRIES:
                 log.info("%s: conflict on %s, retrying from a fresh read", action.id, action.target)
+                time.sleep(conflict_pause(attempt))
                 continue
+            why = f"API error {exc.status}: {exc.reason}"
+            if exc.status == 409:
+                why += f", {CONFLICT_RETRIES} times in a row: the object kept changing"
             return action.record(
                 ActionResult.FAILED,
                 now(),
-                f"API error {exc.status}: {exc.reason}",
+                why,
                 write.before,
                 write.after,
             )

@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.text import Text
 
 import releaseguard
+from releaseguard.adapters.cluster import CONFLICT_RETRIES, conflict_pause
 from releaseguard.domain.conditions import EventReason, EventType
 from releaseguard.domain.guard import CONTAIN_NOW, REARM
 from releaseguard.domain.models import KIND, GuardSpec, GuardStatus, KnownGood
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from releaseguard.domain.observations import Observations
 
 MAX_FILE_BYTES = 1 << 20  # a guard file is a few KiB; refuse anything absurd
-CONFLICT_RETRIES = 5  # as the operator's own writes (adapters/cluster.py)
 POLL = 0.5  # seconds between reads while waiting for the operator
 
 
@@ -423,6 +423,7 @@ def cmd_undo(s: Session, args: argparse.Namespace, out: Console) -> int:
             cluster.replace_object(s, ns, kind, result.new_object)
         except ApiException as exc:
             if exc.status == 409 and attempt + 1 < CONFLICT_RETRIES:
+                time.sleep(conflict_pause(attempt))
                 continue  # someone wrote in between: judge again on a fresh read
             raise cluster.api_error(exc, f"writing {kind}/{name}") from exc
         break
