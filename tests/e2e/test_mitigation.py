@@ -299,8 +299,35 @@ def test_the_irreversible_annotation_refuses_rollback_like_a_job(
     assert dep["metadata"]["generation"] == generation
 
 
+def assert_no_data_explained(
+    prometheus: Any, exporter: Any, evaluations: dict[str, dict[str, Any]]
+) -> None:
+    """A NoData of a constant, healthy metric has two explanations on a loaded machine:
+    - the query timed out (our per-query deadline, or Prometheus's own) or waited out its
+      deadline for a slot of the operator's query budget;
+    - a scrape of the exporter failed (1 s timeout), and Prometheus marked its series
+      stale at once, so the query found no series until the next good scrape.
+    Anything else (an empty answer while every scrape succeeded) fails, with both."""
+    messages = [
+        m.get("message", "")
+        for e in evaluations.values()
+        for m in e.get("metrics", [])
+        if m["verdict"] == "NoData"
+    ]
+    if all(any(w in m for w in ("timed out", "timeout", "took over", "budget")) for m in messages):
+        return
+    worst = prometheus.query(f'min_over_time(up{{exporter="{exporter.name}"}}[2m])')
+    slowest = prometheus.query(
+        f'max_over_time(scrape_duration_seconds{{exporter="{exporter.name}"}}[2m])'
+    )
+    assert worst and float(worst[0]["value"][1]) == 0, (
+        f"NoData while every scrape of the exporter succeeded: {messages}; "
+        f"slowest scrape {slowest}; evaluations {evaluations}"
+    )
+
+
 def test_readiness_reports_each_broken_step_before_any_incident(
-    cluster, namespace, exporter, run_operator
+    cluster, namespace, exporter, prometheus, run_operator
 ):
     objs = Objects(cluster.api, namespace)
     objs.create_deployment("app", "registry.local/app:1", revision_history_limit=0)
@@ -350,11 +377,13 @@ def test_readiness_reports_each_broken_step_before_any_incident(
     seen = wait_evaluations(objs, "g", 3)
     assert {s["phase"] for s in seen.values()} == {"Watching"}, seen
     # Broken steps make no breach. Under the whole suite's load on 2 cores these three
-    # evaluations were all NoData in 2 of 6 CI runs (the metric is healthy and constant;
-    # not reproduced alone, cause not yet known: noted for the next planner), so NoData
-    # is allowed here; a Breach is not.
-    verdicts = {s["lastEvaluation"]["verdict"] for s in seen.values()}
-    assert verdicts <= {"Healthy", "NoData"}, {t: s["lastEvaluation"] for t, s in seen.items()}
+    # evaluations were NoData in 2 of 6 CI runs, with a healthy, constant metric. A NoData
+    # is allowed only where it is explained, and the explanation is checked.
+    evaluations = {t: s["lastEvaluation"] for t, s in seen.items()}
+    verdicts = {e["verdict"] for e in evaluations.values()}
+    assert verdicts <= {"Healthy", "NoData"}, evaluations
+    if "NoData" in verdicts:
+        assert_no_data_explained(prometheus, exporter, evaluations)
     status = objs.status("g")
     assert status["phase"] == "Watching"
     assert not status.get("actions") and not status.get("incident")

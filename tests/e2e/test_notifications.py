@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import time
 import urllib.request
 from datetime import datetime
@@ -19,6 +18,8 @@ from typing import Any
 import pytest
 from objects import Objects
 
+from devcluster.launch import LOCAL_METRICS, operator_metrics_url
+from e2e.operator_metrics import wait_evaluations
 from e2e.receiver import Receiver, free_port
 from waiting import wait_until
 
@@ -100,17 +101,18 @@ def test_webhook_gets_signed_incident_opened_and_action_applied_within_3_s(
     got = receiver.wait_for("ActionApplied", timeout=10)[0]
     assert got.at - acted <= 3.0, f"ActionApplied arrived {got.at - acted:.2f} s after the action"
     uid = guard["metadata"]["uid"]
+    incident_uid = status["incident"]["uid"]  # never repeats, unlike the number
     for message in (opened, got):
         assert message.signed_by(HMAC_KEY)
         doc = message.json()
         assert message.headers["Idempotency-Key"] == doc["idempotencyKey"]
-        assert doc["idempotencyKey"].startswith(f"{uid}/1/")
+        assert doc["idempotencyKey"].startswith(f"{uid}/{incident_uid}/")
         assert doc["guard"] == {"namespace": namespace, "name": "g", "uid": uid}
         assert doc["target"] == "app" and doc["incident"] == 1
         assert doc["evidence"][0]["name"] == "error-rate"
         assert doc["evidence"][0]["value"] == 0.5
     doc = got.json()
-    assert doc["idempotencyKey"] == f"{uid}/1/ActionApplied/{action['id']}"
+    assert doc["idempotencyKey"] == f"{uid}/{incident_uid}/ActionApplied/{action['id']}"
     assert doc["action"]["type"] == "FeatureFlag"
     assert doc["action"]["before"] == {"new-checkout": "true"}
     assert doc["action"]["after"] == {"new-checkout": "false"}
@@ -154,7 +156,7 @@ def test_receiver_down_at_the_fault_does_not_slow_containment_and_gets_everythin
     quiet_step = {**FLAG_STEP, "featureFlag": {**FLAG_STEP["featureFlag"], "configMap": "flags2"}}
     # The same fault, with nobody to tell.
     objs.create_guard("quiet", {**guard_spec(query, []), "steps": [quiet_step]})
-    run_operator(namespace, *LOCAL)
+    operator = run_operator(namespace, *LOCAL, *LOCAL_METRICS)
 
     dead = wait_status(objs, "dead", applied)
     quiet = wait_status(objs, "quiet", applied)
@@ -172,9 +174,14 @@ def test_receiver_down_at_the_fault_does_not_slow_containment_and_gets_everythin
         objs, "dead", lambda s: not s.get("outbox") and s["notifications"]["sent"] >= 2
     )
     assert status["notifications"]["failed"] == 0
-    time.sleep(3)  # a window in which a duplicate would arrive: the claim is "once"
+    # The claim is "once": a duplicate would be an outbox entry sent again by a later
+    # evaluation, or an attempt still in flight. Let both guards evaluate twice more.
+    url = operator_metrics_url(operator.log_path)
+    metrics = wait_evaluations(url, 4)
     keys = [m.json()["idempotencyKey"] for m in receiver.messages()]
     assert len(keys) == len(set(keys)) == 2, keys
+    sent = {k: v for k, v in metrics.items() if k.startswith("releaseguard_notifications_total")}
+    assert sum(v for k, v in sent.items() if 'result="sent"' in k) == 2, sent
 
 
 def test_sigkill_right_after_the_action_then_the_notification_arrives(
@@ -226,14 +233,6 @@ def test_a_slow_or_garbage_sink_never_delays_evaluations(
     assert objs.status("g")["phase"] == "Contained"
 
 
-def _metrics_url(operator: Any) -> str:
-    found = wait_until(
-        lambda: re.search(r"serving metrics on http://[^:]+:(\d+)/metrics", operator.log_text()),
-        timeout=10,
-    )
-    return f"http://127.0.0.1:{found.group(1)}/metrics"
-
-
 def _scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.read().decode()
@@ -245,8 +244,8 @@ def test_per_guard_series_appear_and_go_away_with_the_guard(
     query = setup(cluster, namespace, exporter)
     objs = Objects(cluster.api, namespace)
     objs.create_guard("g", guard_spec(query, []))
-    operator = run_operator(namespace, "--metrics-port", "0", "--metrics-address", "127.0.0.1")
-    url = _metrics_url(operator)
+    operator = run_operator(namespace, *LOCAL_METRICS)
+    url = operator_metrics_url(operator.log_path)
     phase = f'releaseguard_guard_phase{{guard="g",namespace="{namespace}",phase="Contained"}} 1.0'
     wait_until(lambda: phase in _scrape(url), timeout=30, describe=lambda: _scrape(url)[-2000:])
     text = _scrape(url)

@@ -9,20 +9,10 @@ from typing import Any
 from objects import Objects
 
 from devcluster.launch import LOCAL_METRICS, operator_metrics_url, read_metrics
+from e2e.operator_metrics import EVALUATIONS, wait_evaluations
 from waiting import wait_until
 
-EVALUATIONS = "releaseguard_evaluations_total"
 WRITES = "releaseguard_status_writes_total"
-
-
-def wait_evaluations(url: str, more: int, timeout: float = 30) -> dict[str, float]:
-    """Wait until the operator has started `more` evaluations; its metrics then."""
-    start = read_metrics(url).get(EVALUATIONS, 0.0)
-    return wait_until(
-        lambda: (m := read_metrics(url)).get(EVALUATIONS, 0.0) >= start + more and m,
-        timeout=timeout,
-        describe=lambda: f"{more} evaluations after {start}: {read_metrics(url)}",
-    )
 
 
 def test_steady_status_waits_for_the_heartbeat_but_a_breach_and_a_step_do_not(

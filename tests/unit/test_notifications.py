@@ -169,7 +169,12 @@ def test_each_revert_owes_containment_reverted_naming_who_undid_what():
 def test_record_owed_writes_one_entry_per_moment_owed_to_every_sink():
     first, contained, _ = _contained()
     owed = record_owed(first, contained, sinks=2, now=at(15))
-    assert [e.key for e in owed.outbox] == ["1/IncidentOpened/", "1/ActionApplied/1-featureflag-0"]
+    assert contained.incident is not None and contained.incident.uid
+    uid = contained.incident.uid
+    assert [e.key for e in owed.outbox] == [
+        f"{uid}/IncidentOpened/",
+        f"{uid}/ActionApplied/1-featureflag-0",
+    ]
     assert all(e.sinks == [0, 1] for e in owed.outbox)
     assert owed.notifications is not None and owed.notifications.pending == 4
     assert owed.outbox[1].evidence[0].name == "error-rate"
@@ -186,6 +191,28 @@ def test_the_same_moment_is_never_owed_twice():
     once = record_owed(first, contained, sinks=1, now=at(15))
     twice = record_owed(first, once, sinks=1, now=at(16))
     assert [e.key for e in twice.outbox] == [e.key for e in once.outbox]
+
+
+def test_keys_name_the_incident_by_its_uid_so_a_status_reset_does_not_repeat_them():
+    first, contained, _ = _contained()
+    owed = record_owed(first, contained, sinks=1, now=at(15))
+    # The status is reset (restored from an old backup, or cleared by hand): the next
+    # incident is number 1 again, at a later time, so with a different uid.
+    later = contained.model_copy(
+        update={"incident": contained.incident.model_copy(update={"uid": "20261127T080000Z"})}
+    )
+    again = record_owed(first, later, sinks=1, now=at(15))
+    assert [e.incident for e in again.outbox] == [e.incident for e in owed.outbox] == [1, 1]
+    assert not {e.key for e in again.outbox} & {e.key for e in owed.outbox}
+
+
+def test_an_incident_without_a_uid_keys_by_its_number():
+    first, contained, _ = _contained()
+    old = contained.model_copy(
+        update={"incident": contained.incident.model_copy(update={"uid": None})}
+    )
+    owed = record_owed(first, old, sinks=1, now=at(15))
+    assert [e.key for e in owed.outbox] == ["1/IncidentOpened/", "1/ActionApplied/1-featureflag-0"]
 
 
 def test_the_outbox_is_bounded_and_what_it_drops_counts_as_failed():
@@ -206,7 +233,7 @@ def test_the_outbox_is_bounded_and_what_it_drops_counts_as_failed():
     assert len(owed.outbox) == MAX_OUTBOX
     assert owed.notifications is not None and owed.notifications.failed == 2
     assert "outbox full" in owed.notifications.last_error
-    assert owed.outbox[-1].key == "1/ActionApplied/1-featureflag-0"
+    assert owed.outbox[-1].key.endswith("/ActionApplied/1-featureflag-0")
 
 
 def test_settle_removes_what_every_sink_received_and_counts():
@@ -252,7 +279,8 @@ def test_json_webhook_is_signed_and_carries_the_idempotency_key():
     body, headers = webhook_request(GUARD, entry, status, WebhookFormat.JSON, "s3cret")
     expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert headers["X-ReleaseGuard-Signature"] == f"sha256={expected}"
-    key = "uid-1/1/ActionApplied/1-featureflag-0"
+    assert status.incident is not None
+    key = f"uid-1/{status.incident.uid}/ActionApplied/1-featureflag-0"
     assert headers["Idempotency-Key"] == key == idempotency_key("uid-1", entry)
     doc = json.loads(body)
     assert doc["idempotencyKey"] == key

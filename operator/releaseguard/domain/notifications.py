@@ -189,9 +189,13 @@ def record_owed(old: GuardStatus, new: GuardStatus, sinks: int, now: datetime) -
     entries are dropped and counted as failed, never silently."""
     if sinks <= 0:
         return new
+    # The key names the incident by its uid, which never repeats (domain/identity.py):
+    # after a status reset numbers start at 1 again, and a receiver deduplicating by key
+    # would drop the new incident's notifications as repeats of the old one's.
+    uids = {i.number: i.uid for i in (old.incident, new.incident) if i is not None and i.uid}
     owed = [
         OwedNotification(
-            key=f"{number}/{moment.value}/{action_id}",
+            key=f"{uids.get(number, number)}/{moment.value}/{action_id}",
             moment=moment,
             incident=number,
             action_id=action_id,
