@@ -528,7 +528,7 @@ class GuardService:
         self, ns: str, guard: GuardRef, spec: GuardSpec, decision: Decision
     ) -> Decision:
         """Pause Argo CD with the incident's first applied step (domain/gitops.py)."""
-        action_id = pause_due(spec, decision.status)
+        action_id = pause_due(spec, decision.status, self.clock())
         if action_id is None:
             return decision
         number = decision.status.incident.number if decision.status.incident else 0

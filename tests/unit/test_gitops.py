@@ -10,6 +10,7 @@ import pytest
 from releaseguard.domain.changes import NotApplicable
 from releaseguard.domain.gitops import (
     PAUSE_FIELD,
+    PAUSE_TRIES,
     pause_change,
     pause_due,
     pause_id,
@@ -42,37 +43,79 @@ def app(automated: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def pause_record(result: ActionResult = ActionResult.APPLIED) -> ActionRecord:
+def pause_record(
+    result: ActionResult = ActionResult.APPLIED,
+    attempt: int = 1,
+    seconds: float = 17,
+    message: str = "",
+) -> ActionRecord:
     return ActionRecord(
-        id=pause_id(2),
+        id=pause_id(2, attempt),
+        incident=2,
         type=StepType.GITOPS_PAUSE,
         step_index=-1,
         target="Application/argocd/checkout",
         result=result,
-        time=at(17),
+        time=at(seconds),
+        message=message,
     )
 
 
 def test_the_pause_is_due_with_the_first_applied_step_once_per_incident():
     assert pause_id(2) == "2-gitopspause-0"
-    assert pause_due(SPEC, GuardStatus(incident=OPEN)) is None
+    now = at(20)
+    assert pause_due(SPEC, GuardStatus(incident=OPEN), now) is None
     failed = action(incident=2, result=ActionResult.FAILED)
-    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[failed])) is None
+    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[failed]), now) is None
     applied = action(incident=2, time=at(16))
-    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[applied])) == "2-gitopspause-0"
+    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[applied]), now) == "2-gitopspause-0"
     dry = action(incident=2, result=ActionResult.DRY_RUN)
-    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[dry])) == "2-gitopspause-0"
-    done = GuardStatus(incident=OPEN, actions=[applied, pause_record(ActionResult.FAILED)])
-    assert pause_due(SPEC, done) is None, "a failed pause is not retried in the incident"
+    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[dry]), now) == "2-gitopspause-0"
+    done = GuardStatus(incident=OPEN, actions=[applied, pause_record()])
+    assert pause_due(SPEC, done, at(1000)) is None
+
+
+def test_a_failed_pause_is_tried_again_after_a_doubling_backoff_three_times_in_all():
+    applied = action(incident=2, time=at(16))
+    interval = SPEC.interval_seconds
+    refused = "API error 403: Forbidden"
+    first = pause_record(ActionResult.FAILED, 1, 17, refused)
+    status = GuardStatus(incident=OPEN, actions=[applied, first])
+    assert pause_due(SPEC, status, at(17 + interval - 1)) is None  # not yet
+    assert pause_due(SPEC, status, at(17 + interval)) == "2-gitopspause-0-t2"
+    second = pause_record(ActionResult.FAILED, 2, 17 + interval, refused)
+    status = GuardStatus(incident=OPEN, actions=[applied, first, second])
+    assert pause_due(SPEC, status, at(17 + 3 * interval - 1)) is None  # 2 x interval after
+    assert pause_due(SPEC, status, at(17 + 3 * interval)) == "2-gitopspause-0-t3"
+    third = pause_record(ActionResult.FAILED, 3, 17 + 3 * interval, refused)
+    status = GuardStatus(incident=OPEN, actions=[applied, first, second, third])
+    assert PAUSE_TRIES == 3
+    assert pause_due(SPEC, status, at(100_000)) is None, "bounded: three tries per incident"
+    worked = pause_record(ActionResult.APPLIED, 2, 17 + interval)
+    status = GuardStatus(incident=OPEN, actions=[applied, first, worked])
+    assert pause_due(SPEC, status, at(100_000)) is None
+
+
+def test_a_pause_that_found_nothing_to_pause_is_not_tried_again():
+    applied = action(incident=2, time=at(16))
+    nothing = pause_record(
+        ActionResult.FAILED,
+        1,
+        17,
+        "no longer applicable: Application checkout has no automated sync",
+    )
+    status = GuardStatus(incident=OPEN, actions=[applied, nothing])
+    assert pause_due(SPEC, status, at(100_000)) is None
 
 
 def test_no_pause_without_argo_cd_or_an_open_incident():
     applied = action(incident=2)
-    assert pause_due(guard_spec(), GuardStatus(incident=OPEN, actions=[applied])) is None
+    now = at(20)
+    assert pause_due(guard_spec(), GuardStatus(incident=OPEN, actions=[applied]), now) is None
     closed = OPEN.model_copy(update={"closed": True})
-    assert pause_due(SPEC, GuardStatus(incident=closed, actions=[applied])) is None
+    assert pause_due(SPEC, GuardStatus(incident=closed, actions=[applied]), now) is None
     older = action(incident=1)
-    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[older])) is None
+    assert pause_due(SPEC, GuardStatus(incident=OPEN, actions=[older]), now) is None
 
 
 def test_the_pause_removes_automated_and_keeps_it_in_before():

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from releaseguard.domain import changes, steps
-from releaseguard.domain.changes import Change, NotApplicable, Obj
+from releaseguard.domain.changes import NO_LONGER_APPLICABLE, Change, NotApplicable, Obj
 from releaseguard.domain.gitops import with_flux_paused
 from releaseguard.domain.identity import (
     MARKER,
@@ -202,7 +202,7 @@ def next_write(
     if done is not None:
         return done
     if isinstance(change, NotApplicable):
-        return action.failed(now, f"no longer applicable: {change.reason}")
+        return action.failed(now, f"{NO_LONGER_APPLICABLE}: {change.reason}")
     if spec.git_ops.flux and action.type is not StepType.GITOPS_PAUSE:
         change = with_flux_paused(change)
     if spec.dry_run:

@@ -36,6 +36,11 @@ class Change:
     patch: dict[str, Any]  # the part that changes, for records and dry run
 
 
+# A Failed action's message starts with this when the object, read fresh, had nothing to
+# write (as opposed to a write the API server refused, or an object it could not read).
+NO_LONGER_APPLICABLE = "no longer applicable"
+
+
 @dataclass(frozen=True)
 class NotApplicable:
     """Why the step cannot be used now: `reason` for people, `code` for programs."""

@@ -9,7 +9,10 @@ Argo CD: with `spec.gitOps.argoCD`, the first step of an incident that is applie
 with an action of type GitOpsPause that removes the Application's
 `spec.syncPolicy.automated` (Argo CD then stops syncing, self-heal included); its
 `before` keeps the old value so a human can put it back. Like a step it has a stable id,
-readiness and a dry run, and is applied exactly once.
+readiness and a dry run, and is applied exactly once. A pause that failed (the API server
+refused the write, or the Application could not be read) is tried again, PAUSE_TRIES
+times in all per incident, each try after intervalSeconds x 2^(n-1) and with its own id;
+one that found no automated sync to remove is not (there is nothing to pause).
 
 Pure: functions of the step's Change, the Application as a dict, spec and status. No I/O.
 """
@@ -17,8 +20,9 @@ Pure: functions of the step's Change, the Application as a dict, spec and status
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta
 
-from releaseguard.domain.changes import Change, NotApplicable, Obj
+from releaseguard.domain.changes import NO_LONGER_APPLICABLE, Change, NotApplicable, Obj
 from releaseguard.domain.models import (
     ActionResult,
     Blocker,
@@ -58,9 +62,14 @@ REMOVED = "(removed)"
 PAUSE_TAKEN = (ActionResult.APPLIED, ActionResult.DRY_RUN)
 
 
-def pause_id(incident_number: int) -> str:
-    """The stable id of an incident's GitOpsPause (one per incident)."""
-    return f"{incident_number}-{StepType.GITOPS_PAUSE.value.lower()}-0"
+PAUSE_TRIES = 3
+
+
+def pause_id(incident_number: int, attempt: int = 1) -> str:
+    """The stable id of an incident's GitOpsPause: `<n>-gitopspause-0`, and for the
+    attempt-th try after failed ones `<n>-gitopspause-0-t<attempt>`."""
+    first = f"{incident_number}-{StepType.GITOPS_PAUSE.value.lower()}-0"
+    return first if attempt == 1 else f"{first}-t{attempt}"
 
 
 def application_ref(spec: GuardSpec) -> str:
@@ -68,18 +77,27 @@ def application_ref(spec: GuardSpec) -> str:
     return f"Application/{argo.namespace}/{argo.application}" if argo else ""
 
 
-def pause_due(spec: GuardSpec, status: GuardStatus) -> str | None:
+def pause_due(spec: GuardSpec, status: GuardStatus, now: datetime) -> str | None:
     """The id of the GitOpsPause to take now, if any: with the first step of the open
-    incident that was applied (or, in dry run, recorded), once per incident."""
+    incident that was applied (or, in dry run, recorded), once per incident; after a
+    failed try, again once its backoff has passed (see the module's docstring)."""
     incident = status.incident
     if spec.git_ops.argo_cd is None or incident is None or incident.closed:
         return None
     taken = incident_actions(status.actions, incident.number)
-    wanted = pause_id(incident.number)
-    if any(a.id == wanted for a in taken):
-        return None
     steps = [a for a in taken if a.type is not StepType.GITOPS_PAUSE and a.result in PAUSE_TAKEN]
-    return wanted if steps else None
+    if not steps:
+        return None
+    tries = [a for a in taken if a.type is StepType.GITOPS_PAUSE]
+    if not tries:
+        return pause_id(incident.number)
+    last = tries[-1]
+    if last.result is not ActionResult.FAILED or len(tries) >= PAUSE_TRIES:
+        return None
+    if last.message.startswith(NO_LONGER_APPLICABLE):
+        return None
+    backoff = timedelta(seconds=spec.interval_seconds * 2 ** (len(tries) - 1))
+    return pause_id(incident.number, len(tries) + 1) if now >= last.time + backoff else None
 
 
 def pause_change(application: Obj) -> Change | NotApplicable:
