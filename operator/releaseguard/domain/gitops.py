@@ -60,9 +60,7 @@ ARGOCD = ("argoproj.io", "v1alpha1", "applications")
 PAUSE_FIELD = "spec.syncPolicy.automated"
 REMOVED = "(removed)"
 PAUSE_TAKEN = (ActionResult.APPLIED, ActionResult.DRY_RUN)
-
-
-PAUSE_TRIES = 3
+PAUSE_TRIES = 3  # per incident, the first included
 
 
 def pause_id(incident_number: int, attempt: int = 1) -> str:
