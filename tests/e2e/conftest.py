@@ -257,6 +257,9 @@ def exporter(prometheus: Prometheus, request: pytest.FixtureRequest) -> Iterator
     """A test-controlled exporter, scraped as target ``exporter.name``.
 
     Its series carry the label ``exporter="<exporter.name>"``; filter on it in queries.
+    Prometheus scrapes a new target first some seconds later (file_sd updates are batched,
+    every 5 s): a test that asserts on data, not only on a breach, waits for its series
+    with ``prometheus.wait_for`` first.
     """
     name = dns_label(f"exp-{request.node.name}")
     with Exporter(name=name) as exp:

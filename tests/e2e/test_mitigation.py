@@ -316,13 +316,14 @@ def assert_no_data_explained(
     ]
     if all(any(w in m for w in ("timed out", "timeout", "took over", "budget")) for m in messages):
         return
-    worst = prometheus.query(f'min_over_time(up{{exporter="{exporter.name}"}}[2m])')
-    slowest = prometheus.query(
-        f'max_over_time(scrape_duration_seconds{{exporter="{exporter.name}"}}[2m])'
-    )
+    target = f'exporter="{exporter.name}"'
+    worst = prometheus.query(f"min_over_time(up{{{target}}}[2m])")
+    scrapes = prometheus.query(f"count_over_time(up{{{target}}}[2m])")
+    slowest = prometheus.query(f"max_over_time(scrape_duration_seconds{{{target}}}[2m])")
     assert worst and float(worst[0]["value"][1]) == 0, (
         f"NoData while every scrape of the exporter succeeded: {messages}; "
-        f"slowest scrape {slowest}; evaluations {evaluations}"
+        f"scrapes in the last 2 minutes {scrapes}; slowest {slowest}; "
+        f"evaluations {evaluations}"
     )
 
 
@@ -349,6 +350,9 @@ def test_readiness_reports_each_broken_step_before_any_incident(
         },
     ]
     heal(exporter, namespace)
+    # A new exporter target is first scraped seconds later (file_sd updates are batched):
+    # until then the query has no series. This test is about healthy data, so wait for it.
+    prometheus.wait_for(query(namespace), lambda r: bool(r))
     objs.create_guard("g", spec(namespace, steps))
     run_operator(namespace, *EVERY_EVALUATION)
     wait_status(objs, "g", lambda s: (s.get("release") or {}).get("revision") == "1")
