@@ -211,44 +211,44 @@ def test_a_crash_between_the_step_write_and_the_status_write_applies_it_exactly_
     assert [a["id"] for a in cluster.status["actions"]] == [action.id]
 
 
-def test_a_concurrent_write_makes_a_409_and_the_step_is_written_from_a_fresh_read(
-    cluster, prometheus, clock
-):
+def concurrent_writes(cluster: FakeCluster, times: int) -> list[int]:
+    """Someone else writes the object between our read and our write, the first `times`
+    times (a Deployment controller busy with a rollout does this with its status updates)."""
+    touched: list[int] = []
+
+    def concurrent_writer(ns: str, kind: str, body: Any) -> None:
+        if len(touched) < times:
+            other = cluster.get(ns, kind, body["metadata"]["name"])
+            other["data"]["other-key"] = "kept"
+            cluster.put(ns, other)
+            touched.append(1)
+
+    cluster.before_replace = concurrent_writer
+    return touched
+
+
+def one_tick_from_containing(
+    cluster: FakeCluster, prometheus: FakePrometheus, clock: Any
+) -> Operator:
+    """An operator whose next tick confirms the breach and applies the flag step."""
     op = Operator(cluster, prometheus, clock)
     op.tick(spec())
     breach(prometheus)
     op.tick(spec())
-    touched = []
+    return op
 
-    def concurrent_writer(ns: str, kind: str, body: Any) -> None:
-        if not touched:  # once: someone else writes between our read and our write
-            other = cluster.get(ns, kind, body["metadata"]["name"])
-            other["data"]["other-key"] = "kept"
-            touched.append(cluster.put(ns, other))
 
-    cluster.before_replace = concurrent_writer
+def test_a_concurrent_write_makes_a_409_and_the_step_is_written_from_a_fresh_read(
+    cluster, prometheus, clock
+):
+    op = one_tick_from_containing(cluster, prometheus, clock)
+    touched = concurrent_writes(cluster, 1)
     op.tick(spec())
     assert touched
     assert len(flag_writes(cluster)) == 1  # the stale write was refused, not stored
     assert cluster.get(NS, *FLAGS)["data"] == {"new-flow": "false", "other-key": "kept"}
     [action] = op.status.actions
     assert action.result is ActionResult.APPLIED and action.message == "after 1 conflict(s)"
-
-
-def always_touched(cluster: FakeCluster, times: int) -> list[int]:
-    """Someone writes the object between each of our reads and our write, `times` times
-    (a Deployment controller busy with a rollout does this with its status updates)."""
-    touched: list[int] = []
-
-    def concurrent_writer(ns: str, kind: str, body: Any) -> None:
-        if len(touched) < times:
-            other = cluster.get(ns, kind, body["metadata"]["name"])
-            other["data"]["other-key"] = str(len(touched))
-            cluster.put(ns, other)
-            touched.append(1)
-
-    cluster.before_replace = concurrent_writer
-    return touched
 
 
 @pytest.fixture
@@ -267,11 +267,8 @@ def pauses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_run_of_conflicts_shorter_than_the_bound_still_lands_the_step_after_pauses(
     cluster, prometheus, clock, pauses
 ):
-    op = Operator(cluster, prometheus, clock)
-    op.tick(spec())
-    breach(prometheus)
-    op.tick(spec())
-    always_touched(cluster, cluster_io.CONFLICT_RETRIES - 1)
+    op = one_tick_from_containing(cluster, prometheus, clock)
+    concurrent_writes(cluster, cluster_io.CONFLICT_RETRIES - 1)
     op.tick(spec())
     [action] = op.status.actions
     assert action.result is ActionResult.APPLIED, action.message
@@ -281,11 +278,8 @@ def test_a_run_of_conflicts_shorter_than_the_bound_still_lands_the_step_after_pa
 
 
 def test_conflicts_on_every_attempt_fail_the_step_and_say_why(cluster, prometheus, clock, pauses):
-    op = Operator(cluster, prometheus, clock)
-    op.tick(spec())
-    breach(prometheus)
-    op.tick(spec())
-    touched = always_touched(cluster, 100)
+    op = one_tick_from_containing(cluster, prometheus, clock)
+    touched = concurrent_writes(cluster, 100)
     op.tick(spec())
     [action] = op.status.actions
     assert action.result is ActionResult.FAILED
